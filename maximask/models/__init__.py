@@ -1,0 +1,1 @@
+"""Default models shipped with the package (weights in safetensors + a JSON model card)."""

@@ -1,0 +1,164 @@
+"""MaxiMaskNet: the semantic-segmentation network of paper Sect. 3.1.1 (Fig. 10, Table 5).
+
+Three parts:
+
+1. a VGG-like encoder (3x3 convolutions + ReLU, 2x2 max-pooling that keeps its
+   indices) going from full resolution down to 1/32;
+2. a decoder that unpools with those indices and sums, at each resolution, the
+   encoder's feature maps with the upsampled ones;
+3. unpool-convolution paths (UCPs) that bring the decoder's features at 1/16,
+   1/8, 1/4 and 1/2 resolution up to full resolution, giving, together with the
+   decoder's own full-resolution output, 5 pre-predictions of 14 maps, which are
+   concatenated (70 maps) and combined by a last 3x3 convolution into the 14
+   final maps (one independent sigmoid per class).
+
+Channel counts follow Table 5 times ``width``; ``width=1.0`` is the paper's
+network. Any input size works: pooling rounds up (e.g. 25 -> 13) and
+unpooling restores the exact size recorded on the way down.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from maximask.classes import N_CLASSES
+from maximask.nets.registry import register_model
+
+__all__ = ["MaxiMaskNet"]
+
+#: Table 5 channel counts at width 1.0: encoder levels 1, 1/2, 1/4, 1/8, 1/16, 1/32.
+_ENCODER_CHANNELS = (32, 64, 128, 256, 256, 256)
+#: Number of convolutions per encoder level (Table 5: single, single, double, double, double, single).
+_ENCODER_DEPTHS = (1, 1, 2, 2, 2, 1)
+_N_LEVELS = 5  # number of max-pool steps
+
+
+def _conv(c_in: int, c_out: int) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+def _unpool(x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    return F.max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=size[-2:])
+
+
+class _ConvStack(nn.Sequential):
+    """Convolutions with ReLU: channels ``chans[0] -> chans[1] -> ...``."""
+
+    def __init__(self, chans: list[int]):
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            layers += [_conv(c_in, c_out), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+@register_model("maximask")
+class MaxiMaskNet(nn.Module):
+    """The MaxiMask segmentation network.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of output maps (14: paper Table 4).
+    width : float
+        Channel multiplier; 1.0 gives the paper's channel counts (Table 5).
+
+    Notes
+    -----
+    ``forward(x)`` takes ``x`` of shape (B, 1, H, W), float32, the dynamically
+    compressed image (Sect. 2.3.3), and returns logits of shape (B, n_classes, H, W);
+    probabilities are ``torch.sigmoid(logits)``. ``forward(x, return_pre=True)``
+    also returns the list of 5 pre-prediction logits, each (B, n_classes, H, W),
+    ordered from the lowest-resolution UCP (1/16) to the decoder's own
+    full-resolution output.
+    """
+
+    def __init__(self, n_classes: int = N_CLASSES, width: float = 1.0):
+        super().__init__()
+        if width <= 0:
+            msg = f"width must be positive, got {width}"
+            raise ValueError(msg)
+        self.arch_args = {"n_classes": int(n_classes), "width": float(width)}
+        ch = [_scaled(c, width) for c in _ENCODER_CHANNELS]
+        self.channels = tuple(ch)
+
+        # 1. Encoder: level k works at 1/2^k resolution.
+        encoder = []
+        c_prev = 1
+        for c, depth in zip(ch, _ENCODER_DEPTHS):
+            encoder.append(_ConvStack([c_prev] + [c] * depth))
+            c_prev = c
+        self.encoder = nn.ModuleList(encoder)
+
+        # 2. Decoder: after unpooling to level k (k = 4..0) and summing with
+        # the encoder's level-k maps. Table 5: 1/16: 256,256; 1/8: 256,128;
+        # 1/4: 128,64; 1/2: 32; full: n_classes (no ReLU: pre-prediction logits).
+        self.decoder = nn.ModuleList(
+            [
+                _conv(ch[0], n_classes),  # level 0 (full): conv to logits, no ReLU
+                _ConvStack([ch[1], ch[0]]),  # level 1 (1/2): 64 -> 32
+                _ConvStack([ch[2], ch[2], ch[1]]),  # level 2 (1/4): 128 -> 128 -> 64
+                _ConvStack([ch[3], ch[3], ch[2]]),  # level 3 (1/8): 256 -> 256 -> 128
+                _ConvStack([ch[4], ch[4], ch[4]]),  # level 4 (1/16): 256 -> 256 -> 256
+            ]
+        )
+        # Output channels of the decoder at each level (input of the next unpooling).
+        dec_out = [n_classes, ch[0], ch[1], ch[2], ch[4]]
+
+        # 3. UCPs from levels 4, 3, 2, 1 up to full resolution: at each finer
+        # level, unpool then one convolution with the decoder's output width
+        # at that level (Table 5 "Idem"/"None" columns).
+        ucps = []
+        for start in (4, 3, 2, 1):
+            convs = []
+            c_in = dec_out[start]
+            for level in range(start - 1, -1, -1):
+                c_out = dec_out[level]
+                if level == 0:
+                    convs.append(_conv(c_in, c_out))  # logits
+                else:
+                    convs.append(nn.Sequential(_conv(c_in, c_out), nn.ReLU(inplace=True)))
+                c_in = c_out
+            ucps.append(nn.ModuleList(convs))
+        self.ucps = nn.ModuleList(ucps)
+
+        self.head = _conv(5 * n_classes, n_classes)
+
+    def forward(self, x: torch.Tensor, return_pre: bool = False):
+        if x.ndim != 4 or x.shape[1] != 1:
+            msg = f"expected input of shape (B, 1, H, W), got {tuple(x.shape)}"
+            raise ValueError(msg)
+        # Encoder, keeping pooling indices and sizes.
+        skips, indices, sizes = [], [], []
+        h = x
+        for level in range(_N_LEVELS):
+            h = self.encoder[level](h)
+            skips.append(h)
+            sizes.append(h.shape)
+            h, idx = F.max_pool2d(h, kernel_size=2, stride=2, ceil_mode=True, return_indices=True)
+            indices.append(idx)
+        h = self.encoder[_N_LEVELS](h)
+
+        # Decoder with summed skips; remember each level's output for the UCPs.
+        dec = {}
+        for level in range(_N_LEVELS - 1, -1, -1):
+            h = _unpool(h, indices[level], sizes[level]) + skips[level]
+            h = self.decoder[level](h)
+            dec[level] = h
+
+        pre = []
+        for start, path in zip((4, 3, 2, 1), self.ucps):
+            u = dec[start]
+            for conv, level in zip(path, range(start - 1, -1, -1)):
+                u = conv(_unpool(u, indices[level], sizes[level]))
+            pre.append(u)
+        pre.append(dec[0])
+        logits = self.head(torch.cat(pre, dim=1))
+        if return_pre:
+            return logits, pre
+        return logits

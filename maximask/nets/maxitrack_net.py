@@ -1,0 +1,76 @@
+"""MaxiTrackNet: the tracking-error image classifier of paper Sect. 3.2 (Fig. 11, Table 6).
+
+Five stages of a 9x9 convolution + ReLU + 2x2 max-pooling (16, 32, 64, 128,
+128 maps at width 1.0), then fully connected layers of 64, 64 and 2 units;
+softmax over the two classes (index 1: affected by tracking errors).
+The input is a 400x400 dynamically compressed image (13x13x128 = 21 632
+features after the last pooling).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from maximask.nets.registry import register_model
+
+__all__ = ["MaxiTrackNet"]
+
+_CHANNELS = (16, 32, 64, 128, 128)
+
+
+@register_model("maxitrack")
+class MaxiTrackNet(nn.Module):
+    """The MaxiTrack classifier.
+
+    Parameters
+    ----------
+    width : float
+        Channel multiplier of the convolutional stages (1.0: Table 6).
+    input_size : int, pixels
+        Side of the square input (400 in the paper).
+    hidden : int
+        Units of the two hidden fully connected layers (64 in the paper).
+
+    Notes
+    -----
+    ``forward(x)``: ``x`` (B, 1, input_size, input_size) float32 -> logits (B, 2).
+    """
+
+    def __init__(self, width: float = 1.0, input_size: int = 400, hidden: int = 64):
+        super().__init__()
+        if width <= 0:
+            msg = f"width must be positive, got {width}"
+            raise ValueError(msg)
+        self.arch_args = {"width": float(width), "input_size": int(input_size), "hidden": int(hidden)}
+        self.input_size = int(input_size)
+        layers: list[nn.Module] = []
+        c_prev = 1
+        side = self.input_size
+        for c in _CHANNELS:
+            c = max(1, int(round(c * width)))
+            layers += [
+                nn.Conv2d(c_prev, c, kernel_size=9, padding=4),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True),
+            ]
+            c_prev = c
+            side = math.ceil(side / 2)
+        self.features = nn.Sequential(*layers)
+        self.n_features = c_prev * side * side
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(self.n_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, 2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != (self.input_size, self.input_size):
+            msg = f"expected input of shape (B, 1, {self.input_size}, {self.input_size}), got {tuple(x.shape)}"
+            raise ValueError(msg)
+        return self.classifier(self.features(x))

@@ -1,0 +1,87 @@
+"""Every registered network: forward and backward on CPU, shapes, NaN, gradients, odd sizes."""
+
+import pytest
+import torch
+
+from maximask.classes import N_CLASSES
+from maximask.nets import MaxiMaskNet, MaxiTrackNet, create_model, list_models
+
+
+def _small_input(name, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if name == "maxitrack":
+        return torch.randn(batch, 1, 400, 400, generator=g)
+    return torch.randn(batch, 1, 37, 45, generator=g)
+
+
+def test_registry_lists_both_networks():
+    assert {"maximask", "maxitrack"} <= set(list_models())
+    with pytest.raises(KeyError, match="unknown architecture"):
+        create_model("nope")
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("width", [0.125, 1.0])
+def test_forward_backward_every_parameter_gets_gradient(name, width):
+    torch.manual_seed(0)
+    model = create_model(name, width=width)
+    x = _small_input(name, batch=2 if name == "maximask" else 3)
+    if name == "maximask":
+        logits, pre = model(x, return_pre=True)
+        assert logits.shape == (2, N_CLASSES, 37, 45)
+        assert len(pre) == 5 and all(p.shape == logits.shape for p in pre)
+        loss = logits.sum() + sum(p.sum() for p in pre)
+    else:
+        logits = model(x)
+        assert logits.shape == (3, 2)
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 1]))
+    assert torch.isfinite(logits).all()
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (13, 13), (33, 100), (65, 31)])
+def test_maximask_any_input_size(shape):
+    model = create_model("maximask", width=0.125).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(1, 1, *shape))
+    assert out.shape == (1, N_CLASSES, *shape)
+    assert torch.isfinite(out).all()
+
+
+def test_maximask_paper_channel_counts_at_width_one():
+    model = MaxiMaskNet(width=1.0)
+    assert model.channels == (32, 64, 128, 256, 256, 256)
+    # 5 pre-predictions of 14 maps concatenated into 70, then a 3x3 conv to 14 (Table 5)
+    assert model.head.in_channels == 70 and model.head.out_channels == 14
+    assert all(m.kernel_size == (3, 3) for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_maximask_400_input_reaches_13x13_level():
+    model = create_model("maximask", width=0.125).eval()
+    sizes = []
+    hook = model.encoder[5].register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[-2:])))
+    with torch.inference_mode():
+        model(torch.zeros(1, 1, 400, 400))
+    hook.remove()
+    assert sizes == [(13, 13)]
+
+
+def test_maxitrack_table6_shapes():
+    model = MaxiTrackNet()
+    assert model.n_features == 21632  # 13 x 13 x 128 (Table 6)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128, 128]
+    assert all(c.kernel_size == (9, 9) for c in convs)
+    fcs = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [f.out_features for f in fcs] == [64, 64, 2]
+    with pytest.raises(ValueError, match="expected input"):
+        model(torch.zeros(1, 1, 200, 200))
+
+
+def test_invalid_width_rejected():
+    with pytest.raises(ValueError, match="width"):
+        MaxiMaskNet(width=0)
