@@ -1,0 +1,166 @@
+"""Reading dataset shards into memory.
+
+A shard is an ``.npz`` file ``shard_{k:05d}.npz`` written by the simulator:
+
+``image``   float16 (N, H, W), the dynamically compressed network input
+``truth``   uint16 (N, H, W), bit ``i`` set when the pixel belongs to class ``i``
+            of :mod:`maximask.classes` (MaxiMask shards)
+``label``   uint8 (N,), 1 for an image affected by tracking errors (MaxiTrack shards)
+``seed``    int64 (N,), ``meta`` JSON string
+
+Sets made for the comparison with LA Cosmic also hold ``raw``, ``bkg``
+(float32 (N, H, W), ADU), ``sigma`` (float32 (N,), ADU) and, when known,
+``gain`` (e-/ADU) and ``read_noise`` (e-) (float32 (N,)).
+
+Shards are small, so they are read whole; images stay float16 and truths
+stay bit fields in memory until a batch is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from maximask.classes import N_CLASSES
+
+__all__ = ["ShardError", "list_shards", "load_shards", "decode_truth", "ShardArrays"]
+
+
+class ShardError(Exception):
+    """A shard directory or file is missing or malformed."""
+
+
+def list_shards(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand directories and files into a sorted list of shard files.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Shard files, or directories holding ``shard_*.npz`` files.
+
+    Raises
+    ------
+    ShardError
+        If a path does not exist or no shard is found.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(p.glob("shard_*.npz")) or sorted(p.glob("*.npz")))
+        elif p.is_file():
+            found.append(p)
+        else:
+            msg = f"{p}: no such shard file or directory"
+            raise ShardError(msg)
+    if not found:
+        msg = f"no .npz shard found in {', '.join(map(str, paths))}"
+        raise ShardError(msg)
+    return found
+
+
+def decode_truth(truth: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Unpack a bit-field truth into one boolean plane per class.
+
+    Parameters
+    ----------
+    truth : ndarray, shape (..., H, W), unsigned integer
+        Bit ``i`` set when the pixel belongs to class ``i``.
+
+    Returns
+    -------
+    ndarray, shape (..., n_classes, H, W), bool
+    """
+    truth = np.asarray(truth)
+    bits = np.arange(n_classes, dtype=truth.dtype).reshape(n_classes, 1, 1)
+    return ((truth[..., None, :, :] >> bits) & 1).astype(bool)
+
+
+def load_shards(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], *, keys: Sequence[str] = ("image", "truth")
+) -> dict[str, np.ndarray]:
+    """Read and concatenate arrays ``keys`` of all shards.
+
+    Returns
+    -------
+    dict
+        ``key -> ndarray`` concatenated along the first axis, in the dtype stored.
+
+    Raises
+    ------
+    ShardError
+        If a shard lacks one of ``keys`` or shapes disagree.
+    """
+    files = list_shards(paths)
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for f in files:
+        with np.load(f, allow_pickle=False) as z:
+            for k in keys:
+                if k not in z:
+                    msg = f"{f}: shard lacks the array {k!r} (has {', '.join(z.files)})"
+                    raise ShardError(msg)
+                parts[k].append(z[k])
+    out = {}
+    for k, arrs in parts.items():
+        try:
+            out[k] = np.concatenate(arrs, axis=0)
+        except ValueError:
+            msg = f"array {k!r} has different shapes across shards: {sorted({a.shape[1:] for a in arrs})}"
+            raise ShardError(msg) from None
+    return out
+
+
+class ShardArrays:
+    """Whole shards held in memory, indexed by image.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Shard files or directories.
+    kind : {"maximask", "maxitrack"}
+        Which target array to read: ``truth`` bit fields or ``label``.
+    max_images : int, optional
+        Keep only the first ``max_images`` images.
+    """
+
+    def __init__(self, paths, *, kind: str = "maximask", max_images: int | None = None):
+        if kind not in ("maximask", "maxitrack"):
+            msg = f"kind must be 'maximask' or 'maxitrack', got {kind!r}"
+            raise ValueError(msg)
+        self.kind = kind
+        self.files = list_shards(paths)
+        target = "truth" if kind == "maximask" else "label"
+        arrays = load_shards(self.files, keys=("image", target))
+        self.images = arrays["image"][:max_images]
+        self.targets = arrays[target][:max_images]
+        if self.images.ndim != 3:
+            msg = f"shard images must be (N, H, W), got shape {self.images.shape}"
+            raise ShardError(msg)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(H, W) of the images, pixels."""
+        return tuple(self.images.shape[1:])
+
+    def batch(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Images and targets of the images ``index``.
+
+        Returns
+        -------
+        image : ndarray, shape (B, 1, H, W), float32
+        target : ndarray, shape (B, 14, H, W) float32 (MaxiMask) or (B,) int64 (MaxiTrack)
+        """
+        index = np.asarray(index)
+        image = self.images[index].astype(np.float32)[:, None]
+        if self.kind == "maximask":
+            target = decode_truth(self.targets[index]).astype(np.float32)
+        else:
+            target = self.targets[index].astype(np.int64)
+        return image, target

@@ -1,0 +1,340 @@
+"""The training loop of MaxiMask and MaxiTrack.
+
+Reads top to bottom:
+
+1. set up the run directory, threads, device and seeds;
+2. build the network (``maximask.nets.create_model``), optionally starting
+   from the weights of a model file (fine-tuning);
+3. read the shards into memory and, for MaxiMask, compute the class weights
+   of Eq. 15 once from the whole training set;
+4. Adam on mini-batches reshuffled at every epoch (the permutation of epoch
+   ``e`` is drawn from ``numpy.random.default_rng([seed, e])``, so a resumed
+   run sees the same batches as an uninterrupted one);
+5. log the loss, validate every ``val_every`` steps, write a checkpoint every
+   ``checkpoint_every`` steps and when ``max_wall_minutes`` is reached;
+6. at the end, estimate the training priors (Eq. 27) and best-MCC thresholds
+   on the held-out shards and export the model file ``run_dir/<kind>``.
+
+Files of a run: ``config.toml``, ``log.jsonl`` (one JSON object per logged
+step or validation), ``checkpoint.pt`` (written atomically: model and
+optimiser state, step, epoch, RNG states, configuration, class weights) and
+``<kind>.safetensors`` + ``<kind>.json`` (the exported model file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from maximask.classes import CLASS_NAMES, N_CLASSES
+from maximask.evaluate.metrics import ConfusionAccumulator
+from maximask.nets import create_model
+from maximask.train.calibration import calibrate, predict_batches
+from maximask.train.class_weights import class_weights, count_classes
+from maximask.train.config import ConfigError, TrainConfig
+from maximask.train.loss import MaxiMaskLoss, maxitrack_loss
+from maximask.train.shards import ShardArrays, decode_truth
+
+__all__ = ["TrainResult", "train", "resolve_device", "build_model", "CHECKPOINT_NAME"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+#: Options that must not change when a run is resumed.
+_FROZEN_ON_RESUME = ("kind", "data", "width", "batch_size", "lr", "aux", "l2_lambda", "normalize_loss",
+                     "smooth_sigma", "seed", "epochs", "init")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    step : int
+        Optimiser steps done.
+    total_steps : int
+        Steps the run asks for.
+    completed : bool
+        False when stopped by ``max_wall_minutes``.
+    model_path : Path or None
+        Card of the exported model file.
+    last_loss : float
+        Last mini-batch loss.
+    wall_s : float
+        Wall time of this call, seconds.
+    """
+
+    step: int
+    total_steps: int
+    completed: bool
+    model_path: Path | None
+    last_loss: float
+    wall_s: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        msg = f"device {name!r} asked for but CUDA is not available"
+        raise ConfigError(msg)
+    return torch.device(name)
+
+
+def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
+    """The network of ``config`` (random weights, or those of ``config.init``)."""
+    if config.kind == "maximask":
+        model = create_model("maximask", width=config.width, n_classes=N_CLASSES)
+    else:
+        if image_shape[0] != image_shape[1]:
+            msg = f"MaxiTrack needs square images, the shards hold {image_shape}"
+            raise ConfigError(msg)
+        model = create_model("maxitrack", width=config.width, input_size=image_shape[0])
+    if config.init:
+        from maximask.modelfile import load_model
+
+        init_model, _ = load_model(config.init, kind=config.kind)
+        if init_model.arch_args != model.arch_args:
+            msg = f"--init model has arch_args {init_model.arch_args}, the run asks for {model.arch_args}"
+            raise ConfigError(msg)
+        model.load_state_dict(init_model.state_dict())
+    return model
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def _batch_tensors(arrays: ShardArrays, index: np.ndarray, device: torch.device):
+    image, target = arrays.batch(index)
+    return torch.from_numpy(image).to(device), torch.from_numpy(target).to(device)
+
+
+def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+@torch.no_grad()
+def _validate(model, val: ShardArrays, config: TrainConfig, loss_fn, device) -> dict:
+    """Held-out loss and quick per-class AUC (1000 linear bins) on up to ``val_max_images`` images."""
+    n = len(val) if not config.val_max_images else min(len(val), config.val_max_images)
+    names = list(CLASS_NAMES) if config.kind == "maximask" else ["TR"]
+    acc = ConfusionAccumulator(len(names), 1000)
+    losses, sizes = [], []
+    was_training = model.training
+    model.eval()
+    for start in range(0, n, config.batch_size):
+        index = np.arange(start, min(start + config.batch_size, n))
+        x, y = _batch_tensors(val, index, device)
+        if config.kind == "maximask":
+            _, data_loss = loss_fn(model, x, y)
+            probs = torch.sigmoid(model(x))
+        else:
+            logits = model(x)
+            data_loss = maxitrack_loss(logits, y)
+            probs = torch.softmax(logits, dim=1)[:, 1]
+        acc.update(probs.cpu().numpy(), y.cpu().numpy().astype(bool))
+        losses.append(float(data_loss))
+        sizes.append(len(index))
+    model.train(was_training)
+    auc = acc.result().auc()
+    return {
+        "val_loss": float(np.average(losses, weights=sizes)) if losses else float("nan"),
+        "val_auc": {name: (None if np.isnan(a) else round(float(a), 6)) for name, a in zip(names, auc)},
+    }
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train a network as ``config`` says, and export it.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run's hyper-parameters (validated here).
+    resume : bool
+        Continue from ``run_dir/checkpoint.pt``; the result is identical to
+        that of an uninterrupted run.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    TrainResult
+    """
+    t0 = time.monotonic()
+    config.validate()
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    log_path = run_dir / "log.jsonl"
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+
+    # Data, held in memory.
+    train_set = ShardArrays(config.data, kind=config.kind)
+    val_set = ShardArrays(config.val, kind=config.kind) if config.val else None
+    n = len(train_set)
+    if n < config.batch_size:
+        msg = f"batch_size {config.batch_size} exceeds the {n} training images"
+        raise ConfigError(msg)
+    steps_per_epoch = n // config.batch_size
+    total_steps = config.steps if config.steps > 0 else config.epochs * steps_per_epoch
+
+    # Model, loss and optimiser.
+    torch.manual_seed(config.seed)
+    model = build_model(config, train_set.image_shape).to(device)
+    model.train()
+    if config.kind == "maximask":
+        counts = count_classes(train_set.targets)
+        proportions = counts / train_set.targets.size
+        weights = class_weights(proportions)
+        loss_fn = MaxiMaskLoss(weights, aux=config.aux, l2_lambda=config.l2_lambda,
+                               normalize=config.normalize_loss, smooth_sigma=config.smooth_sigma).to(device)
+    else:
+        proportions = np.array([train_set.targets.mean()])
+        weights = np.ones(1)
+        loss_fn = None
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    step = 0
+    if resume and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        old = ckpt["config"]
+        changed = [k for k in _FROZEN_ON_RESUME if old.get(k) != config.to_dict().get(k)]
+        if changed:
+            msg = f"cannot resume {ckpt_path}: option(s) {', '.join(changed)} differ from the checkpoint's"
+            raise ConfigError(msg)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        step = int(ckpt["step"])
+        logger.info("resumed %s at step %d", ckpt_path, step)
+    elif resume:
+        logger.warning("no checkpoint in %s: starting from scratch", run_dir)
+    config.dump(run_dir / "config.toml")
+
+    def save_checkpoint():
+        _atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "epoch": step // steps_per_epoch,
+                "torch_rng": torch.get_rng_state(),
+                "config": config.to_dict(),
+                "arch_args": model.arch_args,
+                "class_weights": np.asarray(weights).tolist(),
+            },
+            ckpt_path,
+        )
+
+    last_loss = float("nan")
+    completed = True
+    bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {config.kind}", unit="step")
+    t_log, step_log = time.monotonic(), step
+    while step < total_steps:
+        epoch, pos = divmod(step, steps_per_epoch)
+        perm = _epoch_permutation(config.seed, epoch, n)
+        index = perm[pos * config.batch_size:(pos + 1) * config.batch_size]
+        x, y = _batch_tensors(train_set, index, device)
+        if config.kind == "maximask":
+            loss, data_loss = loss_fn(model, x, y)
+        else:
+            loss = maxitrack_loss(model(x), y)
+            data_loss = loss.detach()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        last_loss = float(loss.detach())
+        bar.update(1)
+        if not np.isfinite(last_loss):
+            msg = f"loss became {last_loss} at step {step}; lower the learning rate"
+            raise FloatingPointError(msg)
+        if step % config.log_every == 0 or step == total_steps:
+            now = time.monotonic()
+            rate = (step - step_log) * config.batch_size / max(now - t_log, 1e-9)
+            t_log, step_log = now, step
+            _append_log(log_path, {"step": step, "epoch": epoch, "loss": last_loss, "data_loss": float(data_loss),
+                                   "samples_per_s": round(rate, 3), "wall_s": round(now - t0, 3)})
+            bar.set_postfix(loss=f"{last_loss:.4g}")
+        if val_set is not None and config.val_every and step % config.val_every == 0 and step < total_steps:
+            record = {"step": step, **_validate(model, val_set, config, loss_fn, device)}
+            _append_log(log_path, record)
+            logger.info("step %d: val loss %.5g", step, record["val_loss"])
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            save_checkpoint()
+        if config.max_wall_minutes and time.monotonic() - t0 > 60 * config.max_wall_minutes and step < total_steps:
+            completed = False
+            logger.warning("max_wall_minutes reached at step %d/%d: stopping", step, total_steps)
+            break
+    bar.close()
+    save_checkpoint()
+
+    model_path = None
+    if completed:
+        model_path = export_run(model, config, run_dir, train_set=train_set, val_set=val_set, step=step,
+                                total_steps=total_steps, proportions=proportions, wall_s=time.monotonic() - t0,
+                                loss_fn=loss_fn, device=device)
+    return TrainResult(step=step, total_steps=total_steps, completed=completed, model_path=model_path,
+                       last_loss=last_loss, wall_s=time.monotonic() - t0)
+
+
+def export_run(model, config: TrainConfig, run_dir: Path, *, train_set, val_set, step, total_steps,
+               proportions, wall_s, loss_fn=None, device=None) -> Path:
+    """Calibrate on the held-out set and write the model file ``run_dir/<kind>``.
+
+    Without a held-out set, priors and thresholds are estimated on the
+    training set (recorded in the card as ``calibration_set: "training"``).
+    """
+    from maximask import __version__
+    from maximask.modelfile import save_model
+
+    calib_set = val_set if val_set is not None else train_set
+    result = calibrate(model, calib_set, kind=config.kind, batch_size=config.batch_size,
+                       max_images=config.calib_max_images or None)
+    names = list(CLASS_NAMES) if config.kind == "maximask" else ["TR"]
+    card = {
+        "kind": config.kind,
+        "arch": config.kind,
+        "arch_args": model.arch_args,
+        "classes": names,
+        "training_priors": result.training_priors,
+        "thresholds": result.thresholds,
+        "tile": int(config.tile),
+        "software_version": __version__,
+        "training": {
+            "n_train_images": len(train_set),
+            "image_shape": list(train_set.image_shape),
+            "n_heldout_images": len(val_set) if val_set is not None else 0,
+            "steps": int(step),
+            "epochs": step / max(len(train_set) // config.batch_size, 1),
+            "wall_s": round(float(wall_s), 1),
+            "seed": config.seed,
+            "config": config.to_dict(),
+            "class_proportions": {n_: float(p) for n_, p in zip(names, np.atleast_1d(proportions))},
+            "calibration_set": "heldout" if val_set is not None else "training",
+            "threshold_priors": result.observation_priors,
+            "heldout_metrics": result.metrics,
+        },
+    }
+    return save_model(run_dir / config.kind, model, card)
