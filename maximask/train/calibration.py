@@ -22,8 +22,9 @@ held-out set *after* that default update, as in the paper's Fig. A.2: the
 thresholds in the model card apply to probabilities updated to the default
 priors. Since Eq. 26 is increasing in the probability, the MCC curve is
 counted once on the raw probabilities and its thresholds mapped through
-Eq. 26. A class without positive (or negative) held-out pixels keeps the
-threshold of :data:`maximask.classes.DEFAULT_THRESHOLDS`.
+Eq. 26. A class without positive (or negative) held-out pixels, or whose
+best MCC is not positive, keeps the threshold of
+:data:`maximask.classes.DEFAULT_THRESHOLDS`.
 """
 
 from __future__ import annotations
@@ -218,10 +219,10 @@ def calibrate(
     has_both = (curves.n_positive() > 0) & (curves.n_negative() > 0)
     thresholds = {}
     for i, name in enumerate(names):
-        if not has_both[i]:
+        k = int(np.argmax(mcc[i]))
+        if not has_both[i] or mcc[i, k] <= 0:
             thresholds[name] = float(DEFAULT_THRESHOLDS.get(name, 0.5))
             continue
-        k = int(np.argmax(mcc[i]))
         thresholds[name] = float(update_priors(curves.thresholds[k], priors[i], observation_priors[name]))
     metrics = curves.summary(names)
     for i, name in enumerate(names):  # report thresholds in the updated-probability space

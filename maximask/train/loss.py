@@ -63,7 +63,7 @@ AUX_SCHEMES: dict[str, tuple[float, ...]] = {
 }
 
 
-def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
+def gaussian_kernel(size: int = 3, sigma: float = 1.0, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Normalised 2-D Gaussian kernel.
 
     Parameters
@@ -73,9 +73,12 @@ def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
     sigma : float
         Standard deviation, pixels.
 
+    dtype : torch.dtype
+        Type of the result (computed in float64).
+
     Returns
     -------
-    Tensor, shape (size, size), float32, summing to 1.
+    Tensor, shape (size, size), summing to 1.
     """
     if size < 1 or size % 2 == 0:
         msg = f"kernel size must be a positive odd integer, got {size}"
@@ -86,7 +89,7 @@ def gaussian_kernel(size: int = 3, sigma: float = 1.0) -> torch.Tensor:
     r = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(r**2) / (2 * sigma**2))
     k = torch.outer(g, g)
-    return (k / k.sum()).to(torch.float32)
+    return (k / k.sum()).to(dtype)
 
 
 def pixel_weights(truth: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
@@ -118,7 +121,7 @@ def smooth_weights(weights: torch.Tensor, *, size: int = 3, sigma: float = 1.0) 
     -------
     Tensor, shape (B, H, W): ``w'_{p,b}`` of Eq. 12.
     """
-    k = gaussian_kernel(size, sigma).to(dtype=weights.dtype, device=weights.device)
+    k = gaussian_kernel(size, sigma, dtype=weights.dtype).to(weights.device)
     pad = size // 2
     x = F.pad(weights[:, None], (pad, pad, pad, pad), mode="replicate")
     return F.conv2d(x, k[None, None])[:, 0]

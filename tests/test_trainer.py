@@ -1,0 +1,118 @@
+"""A few-step training run on tiny shards: it learns, resumes to the identical state and exports a model file."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from maximask.modelfile import load_model
+from maximask.train.config import ConfigError, TrainConfig
+from maximask.train.trainer import train
+
+
+def _write_maximask_shard(path, n, size, seed):
+    rng = np.random.default_rng(seed)
+    image = rng.normal(0, 1, (n, size, size)).astype(np.float32)
+    truth = np.zeros((n, size, size), np.uint16)
+    for i in range(n):
+        for _ in range(4):
+            y, x = rng.integers(1, size - 1, 2)
+            image[i, y, x] += 8
+            truth[i, y - 1:y + 2, x - 1:x + 2] |= 1  # CR, dilated 3x3
+        c = rng.integers(0, size)
+        image[i, :, c] += 3
+        truth[i, :, c] |= 2  # HCL
+    truth[truth == 0] = 1 << 13  # BG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, image=image.astype(np.float16), truth=truth, seed=np.arange(n, dtype=np.int64),
+             meta=json.dumps({"test": True}))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    _write_maximask_shard(root / "train" / "shard_00000.npz", 10, 32, 0)
+    _write_maximask_shard(root / "train" / "shard_00001.npz", 6, 32, 1)
+    _write_maximask_shard(root / "val" / "shard_00000.npz", 4, 32, 2)
+    return root
+
+
+def _config(shards, run_dir, **kw):
+    base = dict(data=(str(shards / "train"),), val=(str(shards / "val"),), run_dir=str(run_dir), width=0.125,
+                batch_size=4, lr=2e-3, steps=6, log_every=1, val_every=0, checkpoint_every=0, threads=1,
+                device="cpu", seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _log(run_dir):
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_loss_and_resume_is_identical(shards, tmp_path):
+    straight = tmp_path / "straight"
+    r = train(_config(shards, straight), progress=False)
+    assert r.completed and r.step == 6
+    losses = [rec["data_loss"] for rec in _log(straight) if "data_loss" in rec]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+
+    split = tmp_path / "split"
+    train(_config(shards, split, steps=3), progress=False)
+    r2 = train(_config(shards, split, steps=6), resume=True, progress=False)
+    assert r2.step == 6
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(split / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 6 and a["epoch"] == b["epoch"] == 1  # 16 images / 4 = 4 steps per epoch
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+
+    # the exported model file loads and its card holds priors, thresholds and the run record
+    model, card = load_model(straight, kind="maximask")
+    assert set(card["training_priors"]) == set(card["thresholds"]) == set(card["classes"])
+    assert card["training"]["steps"] == 6 and card["training"]["n_train_images"] == 16
+    assert card["training"]["config"]["seed"] == 7
+    assert 0 < card["training_priors"]["CR"] < 1
+    assert TrainConfig.load(straight / "config.toml") == _config(shards, straight)
+
+
+def test_resume_refuses_a_changed_configuration(shards, tmp_path):
+    run = tmp_path / "run"
+    train(_config(shards, run, steps=1), progress=False)
+    with pytest.raises(ConfigError, match="lr"):
+        train(_config(shards, run, steps=2, lr=1e-2), resume=True, progress=False)
+
+
+def test_wall_time_limit_stops_with_a_checkpoint(shards, tmp_path):
+    run = tmp_path / "run"
+    r = train(_config(shards, run, steps=50, max_wall_minutes=1e-9, val=()), progress=False)
+    assert not r.completed and r.step == 1 and r.model_path is None
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 1
+
+
+def test_maxitrack_trains_on_label_shards(tmp_path):
+    rng = np.random.default_rng(5)
+    label = (np.arange(8) % 2).astype(np.uint8)
+    image = rng.normal(0, 1, (8, 32, 32)).astype(np.float16)
+    (tmp_path / "tr").mkdir()
+    np.savez(tmp_path / "tr" / "shard_00000.npz", image=image, label=label, seed=np.arange(8), meta="{}")
+    cfg = TrainConfig(kind="maxitrack", data=(str(tmp_path / "tr"),), run_dir=str(tmp_path / "run"), width=0.25,
+                      batch_size=4, steps=2, checkpoint_every=0, threads=1, device="cpu")
+    r = train(cfg, progress=False)
+    model, card = load_model(r.model_path, kind="maxitrack")
+    assert model.input_size == 32 and set(card["training_priors"]) == {"TR"}
+    assert card["training"]["calibration_set"] == "training"
+
+
+def test_config_validation_and_toml_round_trip(tmp_path):
+    cfg = TrainConfig(data=("a", "b"), val=("c",), width=0.5, steps=3, init="x/y.json")
+    path = cfg.dump(tmp_path / "c.toml")
+    assert TrainConfig.load(path) == cfg
+    with pytest.raises(ConfigError, match="no training data"):
+        TrainConfig().validate()
+    with pytest.raises(ConfigError, match="aux"):
+        TrainConfig(data=("a",), aux="1x100%").validate()
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_dict({"data": ["a"], "learning_rate": 1})
