@@ -1,0 +1,1 @@
+"""Evaluation: metrics from confusion counts, plots, LA Cosmic comparison, reports."""

@@ -159,8 +159,9 @@ class ConfusionCurves:
 
     Attributes
     ----------
-    thresholds : ndarray, shape (K,)
-        Decision ``p >= threshold``, increasing.
+    thresholds : ndarray, shape (K,) or (C, K)
+        Decision ``p >= threshold``, increasing along K; per class when 2-D
+        (e.g. after mapping through a per-class prior update, Eq. 26).
     tp, fp, tn, fn : ndarray, shape (C, K), int64
     """
 
@@ -209,7 +210,16 @@ class ConfusionCurves:
         """Best MCC and its threshold per class, two arrays of shape (C,)."""
         m = self.mcc()
         k = np.argmax(m, axis=1)
-        return m[np.arange(self.n_classes), k], self.thresholds[k]
+        rows = np.arange(self.n_classes)
+        return m[rows, k], self.class_thresholds()[rows, k]
+
+    def class_thresholds(self) -> np.ndarray:
+        """Thresholds per class, shape (C, K)."""
+        return np.broadcast_to(self.thresholds, self.tp.shape)
+
+    def with_thresholds(self, thresholds: np.ndarray) -> "ConfusionCurves":
+        """The same counts with other (monotonically mapped) thresholds."""
+        return ConfusionCurves(np.asarray(thresholds), self.tp, self.fp, self.tn, self.fn)
 
     def tpr_at_fpr(self, max_fpr: float) -> np.ndarray:
         """Highest TPR reached with FPR <= ``max_fpr``, per class, shape (C,)."""
@@ -219,11 +229,13 @@ class ConfusionCurves:
     def at_threshold(self, threshold: float | np.ndarray) -> dict[str, np.ndarray]:
         """Counts and rates at the first edge ``>= threshold`` (one per class)."""
         t = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (self.n_classes,))
-        k = np.clip(np.searchsorted(self.thresholds, t, side="left"), 0, self.thresholds.size - 1)
+        thr = self.class_thresholds()
+        k = np.array([np.searchsorted(thr[c], t[c] * (1 - 1e-12), side="left") for c in range(self.n_classes)])
+        k = np.clip(k, 0, thr.shape[1] - 1)
         idx = (np.arange(self.n_classes), k)
         tp, fp, tn, fn = self.tp[idx], self.fp[idx], self.tn[idx], self.fn[idx]
         return {
-            "threshold": self.thresholds[k],
+            "threshold": thr[idx],
             "tpr": true_positive_rate(tp, fn),
             "fpr": false_positive_rate(fp, tn),
             "purity": purity(tp, fp),
