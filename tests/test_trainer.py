@@ -116,3 +116,32 @@ def test_config_validation_and_toml_round_trip(tmp_path):
         TrainConfig(data=("a",), aux="1x100%").validate()
     with pytest.raises(ConfigError, match="unknown training option"):
         TrainConfig.from_dict({"data": ["a"], "learning_rate": 1})
+
+
+def test_command_lines_train_calibrate_and_evaluate(shards, tmp_path, capsys):
+    from maximask.cli.evaluate_cli import main as evaluate_main
+    from maximask.cli.train_cli import main as train_main
+    from maximask.evaluate.report import PAPER_TABLE7
+
+    run = tmp_path / "run"
+    assert train_main(["maximask", "--data", str(shards / "train"), "--val", str(shards / "val"), "--run-dir",
+                       str(run), "--width", "0.125", "--batch-size", "4", "--steps", "2", "--threads", "1",
+                       "--device", "cpu", "--no-progress"]) == 0
+    assert train_main(["calibrate", str(run), "--data", str(shards / "val"), "--out", str(tmp_path / "m2")]) == 0
+    _, card = load_model(tmp_path / "m2.json", kind="maximask")
+    assert card["training"]["calibration"]["n_images"] == 4
+
+    single = tmp_path / "single"
+    (single / "CR").mkdir(parents=True)
+    (single / "CR" / "shard_00000.npz").write_bytes((shards / "val" / "shard_00000.npz").read_bytes())
+    out = tmp_path / "eval"
+    assert evaluate_main(["maximask", str(run), "--data", str(shards / "val"), "--single-sets", str(single),
+                          "--out", str(out), "--device", "cpu", "--bins", "1000"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 4 and 0 <= metrics["classes"]["CR"]["auc"] <= 1
+    assert metrics["single_auc"]["CR"] is not None and metrics["single_auc"]["HCL"] is None
+    assert all((out / f).stat().st_size > 0 for f in ("roc.png", "mcc.png", "tpr_purity.png"))
+    table = (out / "table7.md").read_text()
+    assert f"| CR | {PAPER_TABLE7['all']['CR']:.5f} | {metrics['classes']['CR']['auc']:.5f} |" in table
+    assert evaluate_main(["maximask", str(tmp_path / "missing"), "--data", str(shards / "val"),
+                          "--out", str(out)]) == 2
