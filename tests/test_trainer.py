@@ -50,16 +50,18 @@ def _log(run_dir):
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
-def test_training_lowers_loss_and_resume_is_identical(shards, tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"lr_schedule": "cosine", "warmup_steps": 2, "augment": True}],
+                         ids=["constant", "cosine-augment"])
+def test_training_lowers_loss_and_resume_is_identical(shards, tmp_path, extra):
     straight = tmp_path / "straight"
-    r = train(_config(shards, straight), progress=False)
+    r = train(_config(shards, straight, **extra), progress=False)
     assert r.completed and r.step == 6
     losses = [rec["data_loss"] for rec in _log(straight) if "data_loss" in rec]
     assert len(losses) == 6 and losses[-1] < losses[0]
 
     split = tmp_path / "split"
-    train(_config(shards, split, steps=3), progress=False)
-    r2 = train(_config(shards, split, steps=6), resume=True, progress=False)
+    train(_config(shards, split, steps=6, max_wall_minutes=1e-9, **extra), progress=False)
+    r2 = train(_config(shards, split, steps=6, **extra), resume=True, progress=False)
     assert r2.step == 6
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(split / "checkpoint.pt", weights_only=False)
@@ -75,7 +77,34 @@ def test_training_lowers_loss_and_resume_is_identical(shards, tmp_path):
     assert card["training"]["steps"] == 6 and card["training"]["n_train_images"] == 16
     assert card["training"]["config"]["seed"] == 7
     assert 0 < card["training_priors"]["CR"] < 1
-    assert TrainConfig.load(straight / "config.toml") == _config(shards, straight)
+    assert TrainConfig.load(straight / "config.toml") == _config(shards, straight, **extra)
+
+
+def test_cosine_schedule_warms_up_and_decays():
+    from maximask.train.trainer import learning_rate
+
+    cfg = TrainConfig(data=("a",), lr=1e-3, lr_schedule="cosine", warmup_steps=10, min_lr_ratio=0.1)
+    lrs = [learning_rate(cfg, s, 110) for s in range(110)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert lrs[10] == pytest.approx(1e-3) and lrs[60] == pytest.approx(0.55e-3)
+    assert np.all(np.diff(lrs[10:]) <= 0) and lrs[-1] > 1e-4
+    assert learning_rate(cfg, 200, 110) == pytest.approx(1e-4)
+    assert learning_rate(cfg.replace(lr_schedule="constant"), 50, 110) == 1e-3
+
+
+def test_dihedral_augment_moves_image_and_truth_together():
+    from maximask.train.trainer import dihedral_augment
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(16, 1, 9, 9)).astype(np.float32))
+    y = torch.cat([(x > 0.5).float(), (x < -1).float()], dim=1)
+    xa, ya = dihedral_augment(x, y, rng=np.random.default_rng(3))
+    assert torch.equal(ya, torch.cat([(xa > 0.5).float(), (xa < -1).float()], dim=1))
+    assert not torch.equal(xa, x)
+    # every output is one of the 8 symmetries of its input
+    for xi, xo in zip(x[:, 0], xa[:, 0]):
+        variants = [torch.rot90(v, k) for v in (xi, torch.flip(xi, dims=(-1,))) for k in range(4)]
+        assert any(torch.equal(xo, v) for v in variants)
 
 
 def test_resume_refuses_a_changed_configuration(shards, tmp_path):

@@ -83,6 +83,16 @@ class TrainConfig:
         Preferred inference tile size written into the model card, pixels.
     calib_max_images : int
         Held-out images used for priors and thresholds at export (0: all).
+    lr_schedule : {"constant", "cosine"}
+        Learning-rate schedule: constant, or cosine decay from ``lr`` to
+        ``lr * min_lr_ratio`` over the run after ``warmup_steps`` of linear warm-up.
+    warmup_steps : int
+        Steps of linear learning-rate warm-up (cosine schedule only).
+    min_lr_ratio : float
+        Final learning rate of the cosine schedule, as a fraction of ``lr``.
+    augment : bool
+        Apply a random one of the 8 flips/90-degree rotations to each training
+        image and its truth (drawn from ``[seed, step]``, so resuming is exact).
     """
 
     kind: str = "maximask"
@@ -109,6 +119,10 @@ class TrainConfig:
     init: str = ""
     tile: int = 400
     calib_max_images: int = 0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.01
+    augment: bool = False
 
     def __post_init__(self):
         # Accept lists (from TOML or the command line) and store tuples.
@@ -150,6 +164,12 @@ class TrainConfig:
         for name in ("threads", "checkpoint_every", "val_every", "val_max_images", "calib_max_images"):
             if getattr(self, name) < 0:
                 fail(f"{name} must be non-negative, got {getattr(self, name)}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            fail(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.warmup_steps < 0:
+            fail(f"warmup_steps must be non-negative, got {self.warmup_steps}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            fail(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.log_every < 1:
             fail(f"log_every must be at least 1, got {self.log_every}")
         if self.max_wall_minutes < 0:

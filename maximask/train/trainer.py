@@ -51,7 +51,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
 #: Options that must not change when a run is resumed.
 _FROZEN_ON_RESUME = ("kind", "data", "width", "batch_size", "lr", "aux", "l2_lambda", "normalize_loss",
-                     "smooth_sigma", "seed", "epochs", "init")
+                     "smooth_sigma", "seed", "epochs", "init", "lr_schedule", "warmup_steps", "min_lr_ratio",
+                     "augment")
 
 
 @dataclass
@@ -130,6 +131,43 @@ def _batch_tensors(arrays: ShardArrays, index: np.ndarray, device: torch.device)
 
 def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based) of a ``total_steps`` run."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(total_steps - config.warmup_steps, 1)
+    progress = min((step - config.warmup_steps) / span, 1.0)
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1.0 + np.cos(np.pi * progress))
+
+
+def dihedral_augment(x: torch.Tensor, y: torch.Tensor, *, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply one random flip/90-degree rotation per image to images and their truth.
+
+    Parameters
+    ----------
+    x : tensor, shape (B, 1, H, W)
+    y : tensor, shape (B, C, H, W)
+        Truth planes (MaxiMask); transformed like ``x``. Square images only
+        for the rotations; non-square images get flips only.
+    """
+    square = x.shape[-1] == x.shape[-2]
+    xs, ys = [], []
+    for xi, yi, code in zip(x, y, rng.integers(0, 8 if square else 4, size=x.shape[0])):
+        k, flip = int(code) % 4, int(code) // 4
+        if not square:
+            k, flip = 2 * (k % 2), int(code) // 2
+        if k:
+            xi, yi = torch.rot90(xi, k, dims=(-2, -1)), torch.rot90(yi, k, dims=(-2, -1))
+        if flip:
+            xi, yi = torch.flip(xi, dims=(-1,)), torch.flip(yi, dims=(-1,))
+        xs.append(xi)
+        ys.append(yi)
+    return torch.stack(xs).contiguous(), torch.stack(ys).contiguous()
 
 
 @torch.no_grad()
@@ -256,6 +294,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         perm = _epoch_permutation(config.seed, epoch, n)
         index = perm[pos * config.batch_size:(pos + 1) * config.batch_size]
         x, y = _batch_tensors(train_set, index, device)
+        if config.augment and config.kind == "maximask":
+            x, y = dihedral_augment(x, y, rng=np.random.default_rng([config.seed, 1, step]))
+        elif config.augment:
+            x, _ = dihedral_augment(x, x, rng=np.random.default_rng([config.seed, 1, step]))
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step, total_steps)
         if config.kind == "maximask":
             loss, data_loss = loss_fn(model, x, y)
         else:
