@@ -158,7 +158,19 @@ class MaxiMaskNet(nn.Module):
                 u = conv(_unpool(u, indices[level], sizes[level]))
             pre.append(u)
         pre.append(dec[0])
-        logits = self.head(torch.cat(pre, dim=1))
         if return_pre:
-            return logits, pre
-        return logits
+            return self.head(torch.cat(pre, dim=1)), pre
+        return self._head_without_concat(pre)
+
+    def _head_without_concat(self, pre: list[torch.Tensor]) -> torch.Tensor:
+        """``self.head(torch.cat(pre, 1))`` computed as a sum of one convolution per pre-prediction.
+
+        Identical up to rounding, but never materialises the (B, 70, H, W)
+        concatenation, which at full resolution costs more memory traffic than
+        the convolution itself on a CPU.
+        """
+        weights = torch.split(self.head.weight, [p.shape[1] for p in pre], dim=1)
+        out = F.conv2d(pre[0], weights[0], self.head.bias, padding=1)
+        for p, w in zip(pre[1:], weights[1:]):
+            out = out + F.conv2d(p, w, None, padding=1)
+        return out
