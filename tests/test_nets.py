@@ -85,3 +85,18 @@ def test_maxitrack_table6_shapes():
 def test_invalid_width_rejected():
     with pytest.raises(ValueError, match="width"):
         MaxiMaskNet(width=0)
+
+
+def test_maximask_inference_head_equals_concatenated_head():
+    import torch
+
+    from maximask.nets import create_model
+
+    torch.manual_seed(1)
+    model = create_model("maximask", width=0.125).eval()
+    x = torch.randn(2, 1, 37, 50)
+    with torch.no_grad():
+        with_pre, _ = model(x, return_pre=True)
+        fast = model(x)
+    assert fast.shape == (2, 14, 37, 50)
+    assert torch.allclose(with_pre, fast, atol=1e-5)
