@@ -55,6 +55,11 @@ class Scene:
         Copy of the image before contamination (kept for truth making).
     meta : dict
         Free-form record of what was drawn (for provenance and tests).
+    source_image : ndarray, shape (ny, nx), float64, ADU, optional
+        Noise-free image of the astronomical sources alone (no sky), as drawn
+        by :func:`maximask.simulate.sky.make_clean_scene`.
+    background : ndarray, shape (ny, nx), float64, ADU, optional
+        Noise-free sky background (level + gradient) of the clean scene.
     """
 
     image: np.ndarray
@@ -69,6 +74,8 @@ class Scene:
     sources: np.ndarray | None = None
     clean: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    source_image: np.ndarray | None = None
+    background: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

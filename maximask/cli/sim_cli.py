@@ -1,0 +1,130 @@
+"""``maximask-sim``: write simulated training/test shards and a gallery.
+
+Examples
+--------
+    maximask-sim maximask shards/train --n 4000 --size 128 --seed 0 --shard-size 256 --workers 2
+    maximask-sim maximask shards/cr_only --n 1000 --contaminants CR --seed 7
+    maximask-sim maximask shards/train --real-data /work/shared/realdata/calib
+    maximask-sim cr-sampling shards/cr --n 1000 --size 128 --with-raw   # well_sampled/ + undersampled/
+    maximask-sim maxitrack shards/track --n 2000 --size 256
+    maximask-sim gallery gallery.png --n 8 --seed 0
+
+The real-data directory may also be given by ``$MAXIMASK_REAL_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("maximask.simulate")
+
+
+def _add_common(p: argparse.ArgumentParser, *, n_default: int, size_default: int) -> None:
+    p.add_argument("out_dir", type=Path, help="output directory of the shards")
+    p.add_argument("--n", type=int, default=n_default, help="number of samples (default %(default)s)")
+    p.add_argument("--size", type=int, default=size_default, help="image side, pixels (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
+    p.add_argument("--shard-size", type=int, default=256, help="samples per shard (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="processes (default %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maximask-sim", description="Simulate MaxiMask/MaxiTrack training data.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("maximask", help="shards of (compressed image, 14-class truth bit field)")
+    _add_common(p, n_default=4000, size_default=128)
+    p.add_argument("--contaminants", help="comma-separated subset, e.g. CR or CR,HP (single-contaminant sets)")
+    p.add_argument("--real-data", type=Path, help="directory with the real dark / ITL cosmic-ray table")
+    p.add_argument("--with-raw", action="store_true", help="also store raw ADU images, background, sigma, gain, read noise")
+
+    p = sub.add_parser("cr-sampling", help="cosmic-ray-only sets, well-sampled (FWHM > 2.5 px) and undersampled (Sect. 4.1.3)")
+    _add_common(p, n_default=1000, size_default=128)
+    p.add_argument("--real-data", type=Path, help="directory with the real dark / ITL cosmic-ray table")
+
+    p = sub.add_parser("maxitrack", help="shards of (compressed image, tracking-error label)")
+    _add_common(p, n_default=4000, size_default=256)
+
+    p = sub.add_parser("gallery", help="PNG grid of samples with their truth (Fig. 8 colour code)")
+    p.add_argument("out_png", type=Path)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--contaminants", help="comma-separated subset")
+    p.add_argument("--real-data", type=Path)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _progress(total: int, quiet: bool, desc: str):
+    if quiet:
+        return None, (lambda m: None)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr)
+    return bar, bar.update
+
+
+def _real_data(arg: Path | None) -> str | None:
+    if arg is not None:
+        if not arg.is_dir():
+            msg = f"--real-data {arg}: no such directory"
+            raise SystemExit(msg)
+        return str(arg)
+    env = os.environ.get("MAXIMASK_REAL_DATA")
+    return env or None
+
+
+def _run(out_dir: Path, job, args, desc: str) -> None:
+    from maximask.simulate.dataset import generate_shards
+
+    bar, update = _progress(args.n, args.quiet, desc)
+    t0 = time.perf_counter()
+    paths = generate_shards(out_dir, job, n=args.n, seed=args.seed, shard_size=args.shard_size, workers=args.workers, progress=update)
+    if bar is not None:
+        bar.close()
+    dt = time.perf_counter() - t0
+    logger.info("%d samples in %d shards under %s (%.1f s, %.1f samples/s)", args.n, len(paths), out_dir, dt, args.n / max(dt, 1e-9))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from maximask.simulate.dataset import ShardJob
+
+    if args.command == "maximask":
+        contaminants = tuple(c.strip().upper() for c in args.contaminants.split(",")) if args.contaminants else None
+        job = ShardJob(kind="maximask", shape=(args.size, args.size), contaminants=contaminants,
+                       real_data=_real_data(args.real_data), with_raw=args.with_raw)
+        _run(args.out_dir, job, args, "maximask")
+    elif args.command == "cr-sampling":
+        rd = _real_data(args.real_data)
+        for sub, rng_ in (("well_sampled", (2.5, 8.0)), ("undersampled", (1.0, 2.5))):
+            job = ShardJob(kind="maximask", shape=(args.size, args.size), contaminants=("CR",), real_data=rd,
+                           with_raw=True, fwhm_range=rng_, probabilities={"SAT": 1.0})
+            _run(args.out_dir / sub, job, args, sub)
+    elif args.command == "maxitrack":
+        job = ShardJob(kind="maxitrack", shape=(args.size, args.size))
+        _run(args.out_dir, job, args, "maxitrack")
+    elif args.command == "gallery":
+        from maximask.simulate.gallery import write_gallery
+
+        contaminants = tuple(c.strip().upper() for c in args.contaminants.split(",")) if args.contaminants else None
+        write_gallery(args.out_png, n=args.n, size=args.size, seed=args.seed, contaminants=contaminants,
+                      real_data=_real_data(args.real_data))
+        logger.info("gallery written to %s", args.out_png)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
