@@ -1,0 +1,192 @@
+"""Residual fringe patterns (FR, paper Sect. 2.1.7, Eqs. 9-10).
+
+The paper adds real fringe maps (ALAMBIC) smoothed with a 7-pixel top-hat.
+We have no fringe-map archive, so we simulate the physics: fringes are
+thin-film interference in the detector, whose intensity follows
+``cos(4 pi n h(x, y) / lambda)`` for a layer of thickness ``h``.  A smooth
+random thickness map (Gaussian random field with a steep power spectrum plus
+a wedge, i.e. a planar thickness gradient) is turned into a phase with a
+random number of interference orders, which sets the fringe spacing (drawn
+log-uniformly between 8 and 60 px, the range of the real flats); a second
+sky line of nearby wavelength (weight up to 0.5) gives the beating and
+non-sinusoidal shapes seen in real maps, and a slow contrast modulation
+makes fringes fade in and out.  The pattern is then smoothed with a top-hat
+of diameter 7 px, as in the paper.
+
+Envelope (Eq. 9): a random 3rd-degree 2-D polynomial ``E`` over the image,
+``E_F = 1 / (1 + exp(-5 (2E - Emax - Emin) / (Emax - Emin)))``.
+Addition (Eq. 10): ``C = U + k_F sigma_U / sigma_F  F (.) E_F`` with
+k_F = 0.6, times an amplitude factor ``scale`` drawn log-uniformly in
+[0.5, 2] (geometric mean 1: the paper's amplitude is the typical one; the
+spread helps generalisation to real residual fringes of various strengths).  Truth: the normalised
+envelope ``(2E - Emax - Emin) / (Emax - Emin)`` above -0.20 (where the
+flattened envelope is above 1 / (1 + e) = 27% of its maximum).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scipy import fft as sfft
+from scipy import ndimage
+
+from maximask.simulate.base import Scene, register_contaminant
+from maximask.simulate.trails import loguniform
+
+__all__ = [
+    "K_F",
+    "ENVELOPE_THRESHOLD",
+    "inject_fringes",
+    "fringe_pattern",
+    "polynomial_envelope",
+    "tophat_smooth",
+]
+
+#: Eq. 10 scaling factor.
+K_F = 0.6
+#: Truth threshold on the normalised envelope (Sect. 2.1.7).
+ENVELOPE_THRESHOLD = -0.20
+#: Diameter (px) of the top-hat smoothing kernel.
+TOPHAT_DIAMETER = 7
+
+
+def _kgrid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    ny, nx = shape
+    return np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :]
+
+
+def tophat_smooth(image: np.ndarray, diameter: float = TOPHAT_DIAMETER) -> np.ndarray:
+    """Mean over a top-hat disk of ``diameter`` px (offsets with ``dx^2 + dy^2 <= (diameter/2)^2``).
+
+    The disk is decomposed into horizontal runs, each a 1-D box filter; image
+    edges are reflected.
+    """
+    r = diameter / 2.0
+    h = int(np.floor(r))
+    halfw = {dy: int(np.floor(np.sqrt(r * r - dy * dy))) for dy in range(-h, h + 1)}
+    boxes = {}
+    for w in set(halfw.values()):
+        boxes[w] = np.pad(ndimage.uniform_filter1d(image, 2 * w + 1, axis=1, mode="reflect") * (2 * w + 1), ((h, h), (0, 0)), mode="symmetric")
+    ny = image.shape[0]
+    out = np.zeros(image.shape, dtype=image.dtype)
+    for dy, w in halfw.items():
+        out += boxes[w][h + dy : h + dy + ny]
+    return out / sum(2 * w + 1 for w in halfw.values())
+
+
+def polynomial_envelope(shape: tuple[int, int], rng: np.random.Generator, degree: int = 3) -> np.ndarray:
+    """A random 2-D polynomial of total degree ``degree`` over ``[-1, 1]^2`` (raw ``E``)."""
+    ny, nx = shape
+    y = np.linspace(-1.0, 1.0, ny)[:, None]
+    x = np.linspace(-1.0, 1.0, nx)[None, :]
+    coef = np.zeros((degree + 1, degree + 1))  # coef[j, i] multiplies y^j x^i
+    for i in range(degree + 1):
+        for j in range(degree + 1 - i):
+            coef[j, i] = rng.standard_normal()
+    powers = np.arange(degree + 1)
+    return (y ** powers[None, :]) @ coef @ (x ** powers[:, None])
+
+
+def normalised_envelope(e: np.ndarray) -> np.ndarray:
+    """``(2E - Emax - Emin) / (Emax - Emin)`` in [-1, 1] (the argument of Eq. 9 divided by 5)."""
+    emin, emax = float(e.min()), float(e.max())
+    if emax - emin <= 0:
+        return np.ones_like(e)
+    return (2.0 * e - emax - emin) / (emax - emin)
+
+
+def fringe_pattern(
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    *,
+    period: float | None = None,
+    smooth: bool = True,
+) -> tuple[np.ndarray, dict]:
+    """Simulated fringe map F (zero mean, arbitrary units) and what was drawn.
+
+    ``period`` is the typical fringe spacing in pixels (default log-uniform in [8, 60]).
+    """
+    ny, nx = shape
+    # thickness map: Gaussian random field, power spectrum k^-beta, band-limited
+    # to periods >= 8 px (drawn on the low-frequency corner of the spectrum only)
+    fy, fx = np.fft.fftfreq(ny), np.fft.fftfreq(nx)
+    iy = np.flatnonzero(np.abs(fy) < 0.125)
+    ix = np.flatnonzero(np.abs(fx) < 0.125)
+    ky, kx = fy[iy][:, None], fx[ix][None, :]
+    k = np.sqrt(kx * kx + ky * ky)
+    beta = rng.uniform(3.0, 4.5)  # steep spectrum: smooth thickness map
+    kmin = 1.0 / max(ny, nx)
+    amp = np.maximum(k, kmin) ** (-beta / 2.0)
+    amp[k == 0] = 0.0
+    noise = rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)
+    spec = np.zeros(shape, dtype=np.complex128)
+    spec[np.ix_(iy, ix)] = noise * amp
+    field = sfft.ifft2(spec)  # real and imaginary parts: two independent fields
+    h = field.real
+    hstd = h.std()
+    h = h / hstd if hstd > 0 else h
+    # rms gradient of the normalised thickness (per pixel), from the spectrum
+    power = amp**2
+    grad_rms = float(np.sqrt(np.sum(power * (2 * np.pi * k) ** 2) / np.sum(power))) if power.sum() > 0 else 1.0
+    # wedge: planar thickness gradient of random direction, up to comparable slope
+    wedge = rng.uniform(0.0, 1.5) * grad_rms
+    wa = rng.uniform(0, 2 * np.pi)
+    yy = np.arange(ny)[:, None] - ny / 2
+    xx = np.arange(nx)[None, :] - nx / 2
+    h = h + wedge * (np.cos(wa) * xx + np.sin(wa) * yy)
+    slope = float(np.hypot(grad_rms, wedge))
+    p = float(loguniform(rng, 8.0, 60.0)) if period is None else float(period)
+    cycles = 1.0 / (p * slope)  # interference orders per unit thickness
+    phase = (2 * np.pi * cycles * h + rng.uniform(0, 2 * np.pi)).astype(np.float32)
+    ratio = rng.uniform(0.85, 1.2)  # second sky line
+    w2 = rng.uniform(0.0, 0.5)
+    f = np.cos(phase)
+    f += np.float32(w2) * np.cos(np.float32(ratio) * phase + np.float32(rng.uniform(0, 2 * np.pi)))
+    # slow contrast modulation (fringes fade in and out)
+    contrast = rng.uniform(0.0, 0.6)
+    if contrast > 0:
+        mod = field.imag
+        ms = mod.std()
+        if ms > 0:
+            f *= np.clip(1.0 + (contrast / ms) * mod, 0.1, None).astype(np.float32)
+    if smooth:
+        f = tophat_smooth(f)
+    f = f.astype(np.float64)
+    f -= f.mean()
+    info = dict(period=p, beta=beta, wedge=wedge / max(grad_rms, 1e-12), second_line=(ratio, w2), contrast=contrast)
+    return f, info
+
+
+@register_contaminant("FR")
+def inject_fringes(
+    scene: Scene,
+    *,
+    rng: np.random.Generator,
+    k_f: float = K_F,
+    scale: float | None = None,
+    period: float | None = None,
+    envelope: np.ndarray | None = None,
+) -> None:
+    """Add a fringe pattern per Eq. 10 and mark FR where the normalised envelope > -0.20.
+
+    Parameters
+    ----------
+    k_f : Eq. 10 factor (paper: 0.6).
+    scale : extra amplitude factor; default log-uniform in [0.5, 2] (geometric mean 1,
+        the paper's recipe), so residual fringes span 0.3 to 1.2 sigma_U rms.
+    period : typical fringe spacing in pixels (default log-uniform in [8, 60]).
+    envelope : a raw envelope ``E`` to use instead of the random polynomial.
+    """
+    shape = scene.shape
+    if scale is None:
+        scale = float(loguniform(rng, 0.5, 2.0))
+    f, info = fringe_pattern(shape, rng, period=period)
+    e = polynomial_envelope(shape, rng) if envelope is None else np.asarray(envelope, dtype=np.float64)
+    en = normalised_envelope(e)
+    ef = 1.0 / (1.0 + np.exp(-5.0 * en))  # Eq. 9
+    sigma_f = float(f.std())
+    if sigma_f > 0:
+        scene.image += (scale * k_f * scene.sigma / sigma_f) * f * ef  # Eq. 10
+    scene.plane("FR")[...] |= en > ENVELOPE_THRESHOLD
+    info.update(k_f=k_f, scale=scale, sigma_f=sigma_f, truth_fraction=float((en > ENVELOPE_THRESHOLD).mean()))
+    scene.meta.setdefault("FR", []).append(info)
