@@ -52,35 +52,9 @@ __all__ = [
     "calibrate_model_file",
 ]
 
-#: Default observation prior of tracking errors (published ``maxitrack --prior``).
-DEFAULT_TRACKING_PRIOR = 0.05
-_EPS = 1e-12
-
-
-def update_priors(probs, train_prior, obs_prior):
-    """Update posteriors from training priors to observation priors (Eq. 26).
-
-    ``P(c|x,O) = 1 / (1 + (1/P(c|x,T) - 1) * P(c|T)/P(c|O) * (1-P(c|O))/(1-P(c|T)))``
-
-    Parameters
-    ----------
-    probs : ndarray
-        ``P(w_c|x, T)`` in [0, 1].
-    train_prior, obs_prior : float or ndarray broadcasting with ``probs``
-        ``P(w_c|T)`` and ``P(w_c|O)``, in (0, 1).
-
-    Returns
-    -------
-    ndarray, same shape as ``probs``; 0 and 1 are kept.
-    """
-    p = np.asarray(probs, dtype=np.float64)
-    pt = np.clip(np.asarray(train_prior, dtype=np.float64), _EPS, 1 - _EPS)
-    po = np.clip(np.asarray(obs_prior, dtype=np.float64), _EPS, 1 - _EPS)
-    factor = (pt / po) * ((1 - po) / (1 - pt))
-    # odds form: odds_O = odds_T / factor, safe at p = 0 and p = 1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = p / (p + (1 - p) * factor)
-    return np.where(p <= 0, 0.0, np.where(p >= 1, 1.0, out))
+# Eq. 26 and the default tracking prior live in maximask.posterior (inference uses them too);
+# they are re-exported here for the training code and its tests.
+from maximask.posterior import DEFAULT_TRACKING_PRIOR, update_priors  # noqa: E402
 
 
 def _device(model: nn.Module) -> torch.device:

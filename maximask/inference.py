@@ -1,0 +1,516 @@
+"""Running the networks on images of any size: tiling, batching, stitching, devices.
+
+MaxiMask
+--------
+The image is preprocessed once (:func:`maximask.preprocess.preprocess_image`),
+then cut into overlapping square tiles of ``tile`` pixels whose origins are
+multiples of 32 (the network's 5 max-poolings then see the same 2x2 windows as
+on the whole image). Each tile's prediction is cropped by ``margin`` pixels on
+the sides shared with another tile (where zero padding makes convolutions
+differ from the whole-image ones) and written into the output; the image's own
+borders are kept. Tiles of equal shape are batched. Probabilities are updated
+to the observation priors (Eq. 26) on the logits, then thresholded and
+bit-combined tile by tile, so only the requested output (float32 probabilities,
+uint8 masks or an int32 flag map) is ever held for the whole image.
+
+MaxiTrack
+---------
+The image is cut into 400x400 tiles (the network's input size) on a regular
+grid anchored at the bottom-right corner, as the published tool does; each tile
+gets a probability of tracking errors, updated to the observation prior, and
+the image's probability is the mean over tiles (weighted by their valid pixels;
+images smaller than a tile are zero-padded, i.e. padded with the background).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from maximask.posterior import (
+    INVALID_BIT,
+    INVALID_MASK_VALUE,
+    PosteriorSettings,
+    combine_bits,
+    dilate_masks,
+    prior_logit_shift,
+)
+from maximask.preprocess import preprocess_image
+
+__all__ = [
+    "DEFAULT_TILE",
+    "DEFAULT_MARGIN",
+    "ALIGN",
+    "resolve_device",
+    "configure_threads",
+    "Tile",
+    "plan_axis",
+    "plan_tiles",
+    "predict_logits",
+    "MaskPredictor",
+    "TrackPredictor",
+    "allocate_output",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default tile side in pixels (multiple of :data:`ALIGN`).
+DEFAULT_TILE = 512
+#: Default pixels cropped on each side a tile shares with another one.
+DEFAULT_MARGIN = 64
+#: Tile origins are multiples of this (2**5 for the 5 poolings of MaxiMaskNet).
+ALIGN = 32
+#: Outputs larger than this many bytes are kept in a temporary memory-mapped file.
+MEMMAP_BYTES = 512 * 2**20
+
+
+class DeviceError(ValueError):
+    """The requested device is not available."""
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``."""
+    if isinstance(name, torch.device):
+        return name
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        msg = f"device {name!r} asked for but CUDA is not available"
+        raise DeviceError(msg)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        msg = f"unknown device {name!r} (expected auto, cpu or cuda[:N])"
+        raise DeviceError(msg) from None
+
+
+def configure_threads(threads: int | None) -> None:
+    """Set torch's CPU thread count (process-wide; meant for command lines and benchmarks)."""
+    if threads:
+        if threads < 1:
+            msg = f"threads must be >= 1, got {threads}"
+            raise ValueError(msg)
+        torch.set_num_threads(int(threads))
+
+
+# --------------------------------------------------------------------------- tiling
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: the input window and the part of its prediction that is kept.
+
+    All coordinates are pixel indices of the full image, half-open ``[start, stop)``.
+    ``y0:y1, x0:x1`` is the network input; ``ky0:ky1, kx0:kx1`` the kept output
+    (inside the window).
+    """
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    ky0: int
+    ky1: int
+    kx0: int
+    kx1: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.y1 - self.y0, self.x1 - self.x0)
+
+
+def plan_axis(n: int, tile: int, margin: int, align: int = ALIGN) -> list[tuple[int, int, int, int]]:
+    """Windows along one axis of length ``n``.
+
+    Returns
+    -------
+    list of (start, stop, keep_start, keep_stop). Windows start at multiples of
+    ``align``; kept parts partition ``[0, n)``; inner boundaries lie at the middle
+    of each overlap, so at least ``margin`` pixels are cropped from shared sides.
+    """
+    if n <= 0:
+        return []
+    if tile % align or tile <= 2 * margin or (tile - 2 * margin) < align:
+        msg = f"tile ({tile}) must be a multiple of {align} larger than 2*margin+{align} ({2 * margin + align})"
+        raise ValueError(msg)
+    if n <= tile:
+        return [(0, n, 0, n)]
+    stride = ((tile - 2 * margin) // align) * align
+    starts = [0]
+    while starts[-1] + tile < n:
+        nxt = starts[-1] + stride
+        if nxt + tile >= n:
+            last = ((n - tile) // align) * align
+            if last <= starts[-1]:
+                break  # the previous window is simply extended to n
+            starts.append(last)
+            break
+        starts.append(nxt)
+    windows = []
+    for k, s in enumerate(starts):
+        e = n if k == len(starts) - 1 else s + tile
+        windows.append([s, e, 0, n])
+    for k in range(len(windows) - 1):
+        boundary = (windows[k + 1][0] + windows[k][1]) // 2
+        windows[k][3] = boundary
+        windows[k + 1][2] = boundary
+    return [tuple(w) for w in windows]
+
+
+def plan_tiles(shape: tuple[int, int], tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN) -> list[Tile]:
+    """Tiles covering an image of ``shape`` (ny, nx), in row-major order."""
+    ny, nx = shape
+    rows = plan_axis(ny, tile, margin)
+    cols = plan_axis(nx, tile, margin)
+    return [Tile(r[0], r[1], c[0], c[1], r[2], r[3], c[2], c[3]) for r in rows for c in cols]
+
+
+def _batches(tiles: Sequence[Tile], batch_size: int) -> Iterator[list[Tile]]:
+    """Group tiles of equal shape into batches of at most ``batch_size``."""
+    groups: dict[tuple[int, int], list[Tile]] = {}
+    for t in tiles:
+        groups.setdefault(t.shape, []).append(t)
+    for group in groups.values():
+        for i in range(0, len(group), batch_size):
+            yield group[i : i + batch_size]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def predict_logits(
+    model: nn.Module,
+    image: np.ndarray,
+    *,
+    tile: int = DEFAULT_TILE,
+    margin: int = DEFAULT_MARGIN,
+    batch_size: int = 1,
+    channels_last: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[Tile, torch.Tensor]]:
+    """Run MaxiMaskNet on overlapping tiles of a compressed image.
+
+    Parameters
+    ----------
+    model : nn.Module
+        MaxiMaskNet in eval mode.
+    image : ndarray, shape (ny, nx), float32
+        Dynamically compressed image (network input).
+    tile, margin : int, pixels
+        See :func:`plan_tiles`.
+    batch_size : int
+        Tiles per forward pass.
+    channels_last : bool, optional
+        Use the channels-last memory layout (default: on CPU).
+    progress : callable, optional
+        Called with the number of tiles done after each batch.
+
+    Yields
+    ------
+    tile : Tile
+    logits : torch.Tensor, shape (14, ky1-ky0, kx1-kx0), float32, on the model's device
+        Logits of the kept part of the tile.
+    """
+    device = _model_device(model)
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+    tiles = plan_tiles(image.shape, tile, margin)
+    with torch.inference_mode():
+        for batch in _batches(tiles, max(1, int(batch_size))):
+            arr = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch])[:, None]
+            x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            for t, out in zip(batch, logits):
+                yield t, out[:, t.ky0 - t.y0 : t.ky1 - t.y0, t.kx0 - t.x0 : t.kx1 - t.x0]
+            if progress is not None:
+                progress(len(batch))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def allocate_output(shape: tuple[int, ...], dtype, *, tmp_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """An output array, in memory or, above :data:`MEMMAP_BYTES`, in a temporary memory-mapped file.
+
+    The temporary file is unlinked at once (it disappears with the array).
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes <= MEMMAP_BYTES:
+        return np.zeros(shape, dtype=dtype)
+    fh = tempfile.TemporaryFile(dir=tmp_dir, prefix=".maximask-")
+    fh.truncate(nbytes)
+    logger.info("output of %.1f MB kept in a temporary memory-mapped file", nbytes / 2**20)
+    return np.memmap(fh, dtype=dtype, mode="r+", shape=shape)
+
+
+class MaskPredictor:
+    """MaxiMask inference with fixed settings.
+
+    Parameters
+    ----------
+    model : nn.Module
+        MaxiMaskNet (eval mode, on its device).
+    card : dict
+        The model card (training priors, thresholds).
+    settings : PosteriorSettings
+        Classes, priors, thresholds, single mask, dilation.
+    tile, margin : int, pixels
+    batch_size : int
+    channels_last : bool, optional
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        card: dict,
+        settings: PosteriorSettings,
+        *,
+        tile: int | None = None,
+        margin: int = DEFAULT_MARGIN,
+        batch_size: int = 1,
+        channels_last: bool | None = None,
+    ):
+        self.model = model.eval()
+        self.card = card
+        self.settings = settings
+        self.tile = int(tile or DEFAULT_TILE)
+        self.margin = int(margin)
+        plan_axis(self.tile + 1, self.tile, self.margin)  # validates tile and margin
+        self.batch_size = int(batch_size)
+        self.channels_last = channels_last
+        self.device = _model_device(model)
+        if channels_last is None:
+            self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        sel = settings.selected
+        self._sel = torch.as_tensor(sel, device=self.device)
+        shift = settings.logit_shift(card.get("training_priors"))
+        self._shift = torch.as_tensor(shift, dtype=torch.float32, device=self.device).view(-1, 1, 1)
+        if settings.thresholds is not None:
+            self._thr = torch.as_tensor(settings.thresholds[sel], dtype=torch.float32, device=self.device).view(-1, 1, 1)
+            bits = [int(b) for b in _bits(sel)]
+            self._bits = torch.as_tensor(bits, dtype=torch.int32, device=self.device).view(-1, 1, 1)
+
+    @property
+    def n_planes(self) -> int:
+        return self.settings.n_planes
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.settings.dtype
+
+    def n_tiles(self, shape: tuple[int, int]) -> int:
+        return len(plan_tiles(shape, self.tile, self.margin))
+
+    def _postprocess(self, logits: torch.Tensor) -> torch.Tensor:
+        """(14, h, w) logits -> (n_planes, h, w) output in the settings' format."""
+        z = logits.index_select(0, self._sel) - self._shift
+        p = torch.sigmoid(z)
+        kind = self.settings.output_kind
+        if kind == "proba":
+            return p
+        m = p >= self._thr
+        if kind == "masks" or self.settings.dilate:
+            return m.to(torch.uint8)
+        return (m.to(torch.int32) * self._bits).sum(0, keepdim=True, dtype=torch.int32)
+
+    def predict_plane(
+        self,
+        image: np.ndarray,
+        out: np.ndarray | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+        tmp_dir: str | os.PathLike | None = None,
+    ) -> np.ndarray:
+        """Predict one 2-D image.
+
+        Parameters
+        ----------
+        image : ndarray, shape (ny, nx), any real dtype, image units; NaN/inf allowed
+        out : ndarray, shape (n_planes, ny, nx), optional
+            Where to write the result (e.g. a slice of a cube's output).
+
+        Returns
+        -------
+        ndarray, shape (n_planes, ny, nx): float32 probabilities (NaN at non-finite
+        input pixels), uint8 masks (255 there) or int32 bit-coded flags
+        (n_planes = 1; :data:`~maximask.posterior.INVALID_BIT` set there).
+        """
+        image = np.asarray(image)
+        if image.ndim != 2:
+            msg = f"expected a 2-D image, got shape {image.shape}"
+            raise ValueError(msg)
+        ny, nx = image.shape
+        compressed, est = preprocess_image(image)
+        invalid = est.invalid
+        del est
+        s = self.settings
+        # with dilation, single masks are made from dilated per-class masks at the end
+        inner_planes = int(s.flags.sum()) if (s.single_mask and s.dilate) else s.n_planes
+        inner_dtype = np.uint8 if (s.single_mask and s.dilate) else s.dtype
+        if out is None:
+            out = allocate_output((s.n_planes, ny, nx), s.dtype, tmp_dir=tmp_dir)
+        work = out if inner_planes == s.n_planes and np.dtype(inner_dtype) == out.dtype else allocate_output(
+            (inner_planes, ny, nx), inner_dtype, tmp_dir=tmp_dir
+        )
+        for t, logits in predict_logits(
+            self.model, compressed, tile=self.tile, margin=self.margin, batch_size=self.batch_size,
+            channels_last=self.channels_last, progress=progress,
+        ):
+            work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
+        del compressed
+        if s.dilate:
+            radii = [s.dilate.get(n, 0) for n in s.selected_names]
+            dilate_masks(work, radii)
+            if s.single_mask:
+                out[0] = combine_bits(work, s.selected)
+                del work
+        if invalid.any():
+            kind = s.output_kind
+            if kind == "proba":
+                out[:, invalid] = np.nan
+            elif kind == "masks":
+                out[:, invalid] = INVALID_MASK_VALUE
+            else:
+                out[0, invalid] |= INVALID_BIT
+        return out
+
+    def predict(self, data: np.ndarray, *, progress=None, tmp_dir=None) -> np.ndarray:
+        """Predict a 2-D image or a 3-D cube (plane by plane).
+
+        Returns
+        -------
+        ndarray: (n_planes, ny, nx) for a 2-D image; for a cube (nz, ny, nx),
+        (nz, n_planes, ny, nx), or (nz, ny, nx) for a single mask.
+        """
+        data = np.asarray(data) if not isinstance(data, np.ndarray) else data
+        if data.ndim == 2:
+            return self.predict_plane(data, progress=progress, tmp_dir=tmp_dir)
+        if data.ndim != 3:
+            msg = f"expected a 2-D image or a 3-D cube, got shape {data.shape}"
+            raise ValueError(msg)
+        nz, ny, nx = data.shape
+        out = allocate_output((nz, self.n_planes, ny, nx), self.dtype, tmp_dir=tmp_dir)
+        for k in range(nz):
+            self.predict_plane(data[k], out=out[k], progress=progress, tmp_dir=tmp_dir)
+        if self.settings.single_mask:
+            out = out[:, 0]
+        return out
+
+
+def _bits(class_indices) -> list[int]:
+    from maximask.classes import BIT_CODES, CLASS_NAMES
+
+    return [BIT_CODES[CLASS_NAMES[int(i)]] for i in class_indices]
+
+
+# --------------------------------------------------------------------------- maxitrack
+
+
+def track_tiles(shape: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    """Origins (y, x) of the non-overlapping ``size`` tiles of MaxiTrack, anchored bottom-right.
+
+    An axis shorter than ``size`` gives one origin 0 (the tile is padded).
+    """
+    ny, nx = shape
+    ys = list(range(ny % size, ny - size + 1, size)) if ny >= size else [0]
+    xs = list(range(nx % size, nx - size + 1, size)) if nx >= size else [0]
+    return [(y, x) for y in ys for x in xs]
+
+
+class TrackPredictor:
+    """MaxiTrack inference.
+
+    Parameters
+    ----------
+    model : nn.Module
+        MaxiTrackNet (eval mode).
+    card : dict
+        Model card (training prior of class ``TR``).
+    prior : float or None
+        Observation prior of tracking errors (Eq. 26); None: no update.
+    batch_size : int
+    """
+
+    def __init__(self, model: nn.Module, card: dict, prior: float | None = 0.05, *, batch_size: int = 16):
+        self.model = model.eval()
+        self.card = card
+        self.size = int(getattr(model, "input_size", 400))
+        self.batch_size = int(batch_size)
+        self.device = _model_device(model)
+        if prior is not None and not (0.0 < prior < 1.0):
+            msg = f"prior must lie strictly between 0 and 1, got {prior}"
+            raise ValueError(msg)
+        self.prior = prior
+        pt = (card.get("training_priors") or {}).get("TR")
+        # without a training prior the published tool's convention (balanced training, 0.5) applies
+        self.shift = 0.0 if prior is None else float(prior_logit_shift(0.5 if pt is None else pt, prior))
+
+    def tile_probabilities(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of tracking errors of each tile of a 2-D image.
+
+        Returns
+        -------
+        probs : ndarray, shape (n_tiles,), float64, updated to the observation prior
+        weights : ndarray, shape (n_tiles,), float64: fraction of valid pixels in each tile
+        """
+        image = np.asarray(image)
+        compressed, est = preprocess_image(image)
+        valid = ~est.invalid
+        del est
+        size = self.size
+        origins = track_tiles(compressed.shape, size)
+        probs, weights = [], []
+        with torch.inference_mode():
+            for i in range(0, len(origins), self.batch_size):
+                chunk = origins[i : i + self.batch_size]
+                batch = np.zeros((len(chunk), 1, size, size), np.float32)
+                for b, (y, x) in enumerate(chunk):
+                    block = compressed[y : y + size, x : x + size]
+                    batch[b, 0, : block.shape[0], : block.shape[1]] = block
+                    weights.append(valid[y : y + size, x : x + size].sum() / float(size * size))
+                logits = self.model(torch.from_numpy(batch).to(self.device)).float()
+                z = logits[:, 1] - logits[:, 0] - self.shift  # log-odds of class 1, Eq. 26 shift
+                probs.append(torch.sigmoid(z.double()).cpu().numpy())
+        return np.concatenate(probs), np.asarray(weights, dtype=np.float64)
+
+    def predict(self, planes: Sequence[np.ndarray] | np.ndarray) -> float:
+        """Probability that the exposure made of ``planes`` (HDUs, cube planes) has tracking errors.
+
+        The mean tile probability over all planes, tiles weighted by their valid pixels.
+        NaN if no valid pixel.
+        """
+        if isinstance(planes, np.ndarray) and planes.ndim == 2:
+            planes = [planes]
+        ps, ws = [], []
+        for plane in planes:
+            p, w = self.tile_probabilities(plane)
+            ps.append(p)
+            ws.append(w)
+        p = np.concatenate(ps) if ps else np.zeros(0)
+        w = np.concatenate(ws) if ws else np.zeros(0)
+        if w.sum() <= 0:
+            return float("nan")
+        return float(np.sum(p * w) / np.sum(w))
+
+
+def megapixels(shape: Sequence[int]) -> float:
+    """Pixels of an array shape, in millions."""
+    return math.prod(shape) / 1e6
