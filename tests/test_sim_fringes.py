@@ -32,6 +32,7 @@ def test_eq10_addition_and_envelope_truth():
     sc = _scene()
     inject_fringes(sc, rng=np.random.default_rng(4), scale=1.0, envelope=ramp)
     f, _ = fringe_pattern(SHAPE, np.random.default_rng(4))
+    f = np.rot90(f, sc.meta["FR"][0]["rotation_deg"] // 90)
     en = 2 * ramp - 1.0
     ef = 1.0 / (1.0 + np.exp(-5.0 * en))  # Eq. 9
     expected = K_F * sc.sigma / f.std() * f * ef  # Eq. 10

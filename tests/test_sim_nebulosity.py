@@ -32,6 +32,8 @@ def test_eq11_addition_and_truth_recipe():
     sc = _scene()
     inject_nebulosity(sc, rng=np.random.default_rng(5), scale=1.0)
     n, _ = nebulosity_pattern(SHAPE, np.random.default_rng(5))
+    n = np.rot90(n, sc.meta["NEB"][0]["rotation_deg"] // 90)
+    assert sc.meta["NEB"][0]["rotation_deg"] in (0, 180)  # not square: no 90 deg turn
     sigma_n = n.std()
     np.testing.assert_allclose(sc.image - 200.0, K_N * sc.sigma / sigma_n * n, atol=1e-9)
     truth = sc.plane("NEB")

@@ -166,6 +166,7 @@ def inject_fringes(
     scale: float | None = None,
     period: float | None = None,
     envelope: np.ndarray | None = None,
+    rotate: bool = True,
 ) -> None:
     """Add a fringe pattern per Eq. 10 and mark FR where the normalised envelope > -0.20.
 
@@ -176,11 +177,18 @@ def inject_fringes(
         the paper's recipe), so residual fringes span 0.3 to 1.2 sigma_U rms.
     period : typical fringe spacing in pixels (default log-uniform in [8, 60]).
     envelope : a raw envelope ``E`` to use instead of the random polynomial.
+    rotate : rotate the pattern by a random multiple of 90 deg (Sect. 2.3.4).
     """
     shape = scene.shape
     if scale is None:
         scale = float(loguniform(rng, 0.5, 2.0))
     f, info = fringe_pattern(shape, rng, period=period)
+    # augmentation of Sect. 2.3.4: rotation of the pattern by a multiple of 90 deg
+    # (0 or 180 deg only when the image is not square)
+    quarter = int(rng.integers(4)) if rotate else 0
+    if shape[0] != shape[1]:
+        quarter = 2 * (quarter % 2)
+    f = np.rot90(f, quarter)
     e = polynomial_envelope(shape, rng) if envelope is None else np.asarray(envelope, dtype=np.float64)
     en = normalised_envelope(e)
     ef = 1.0 / (1.0 + np.exp(-5.0 * en))  # Eq. 9
@@ -188,5 +196,5 @@ def inject_fringes(
     if sigma_f > 0:
         scene.image += (scale * k_f * scene.sigma / sigma_f) * f * ef  # Eq. 10
     scene.plane("FR")[...] |= en > ENVELOPE_THRESHOLD
-    info.update(k_f=k_f, scale=scale, sigma_f=sigma_f, truth_fraction=float((en > ENVELOPE_THRESHOLD).mean()))
+    info.update(rotation_deg=90 * quarter, k_f=k_f, scale=scale, sigma_f=sigma_f, truth_fraction=float((en > ENVELOPE_THRESHOLD).mean()))
     scene.meta.setdefault("FR", []).append(info)

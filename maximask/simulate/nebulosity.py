@@ -141,6 +141,7 @@ def inject_nebulosity(
     scale: float | None = None,
     beta: float | None = None,
     mesh: int | None = None,
+    rotate: bool = True,
 ) -> None:
     """Add a nebulosity per Eq. 11 and mark NEB per Sect. 2.1.8.
 
@@ -150,10 +151,16 @@ def inject_nebulosity(
     scale : extra amplitude factor (default log-uniform in [0.5, 3]).
     beta : power-spectrum slope (default uniform in [2.5, 3.5]).
     mesh : background mesh (px) of the SExtractor-like subtraction (default 32, 64 or 128).
+    rotate : rotate the pattern by a random multiple of 90 deg (Sect. 2.3.4).
     """
     if scale is None:
         scale = float(loguniform(rng, 0.5, 3.0))
     n, info = nebulosity_pattern(scene.shape, rng, beta=beta, mesh=mesh)
+    # augmentation of Sect. 2.3.4: rotation by a multiple of 90 deg (0/180 if not square)
+    quarter = int(rng.integers(4)) if rotate else 0
+    if scene.shape[0] != scene.shape[1]:
+        quarter = 2 * (quarter % 2)
+    n = np.rot90(n, quarter)
     sigma_n = float(n.std())
     if sigma_n > 0:
         scene.image += (scale * k_n * scene.sigma / sigma_n) * n
@@ -161,5 +168,5 @@ def inject_nebulosity(
     else:
         truth = np.zeros(scene.shape, bool)
     scene.plane("NEB")[...] |= truth
-    info.update(k_n=k_n, scale=scale, sigma_n=sigma_n, truth_fraction=float(truth.mean()))
+    info.update(rotation_deg=90 * quarter, k_n=k_n, scale=scale, sigma_n=sigma_n, truth_fraction=float(truth.mean()))
     scene.meta.setdefault("NEB", []).append(info)

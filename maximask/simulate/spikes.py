@@ -30,7 +30,8 @@ exceeds ``min(0.5 (saturation - sky), 1000 sigma_U)``, at most 20 (the
 brightest).  When there is none, the injector adds one bright star itself
 (peak log-uniform from that threshold to 30 times it, anywhere in the frame):
 its PSF image (the scene PSF continued by an r^-3 aureole beyond the stamp)
-is added to ``scene.image`` with photon noise and to ``scene.clean``, it is
+is added to ``scene.image`` with photon noise and to ``scene.clean`` and
+``scene.source_image`` (noise-free), it is
 appended to ``scene.sources`` and its pixels above 10 sigma_U are marked BBG
 (the truth of Sect. 2.1.12).  Saturation of that star is left to the SAT
 injector (run SP before SAT).
@@ -117,6 +118,8 @@ def _add_bright_star(scene: Scene, rng: np.random.Generator, psf: np.ndarray, pe
         scene.image[sl] += noisy
         if scene.clean is not None:
             scene.clean[sl] += img
+        if getattr(scene, "source_image", None) is not None:
+            scene.source_image[sl] += img
         scene.plane("BBG")[sl] |= img > 10.0 * scene.sigma
     src = scene.sources
     dtype = src.dtype if src is not None else np.dtype([("x", "f8"), ("y", "f8"), ("flux", "f8"), ("is_star", "?")])
