@@ -99,7 +99,7 @@ def _stamp_from_mask(D: np.ndarray, mask: np.ndarray, sl: tuple[slice, slice], s
     return CosmicRayHit(vals, md, "dark")
 
 
-def extract_dark_hits(path: str | os.PathLike, *, min_peak: float = 12.0, max_size: int = 64) -> list[CosmicRayHit]:
+def extract_dark_hits(path: str | os.PathLike, *, min_peak: float = 24.0, max_size: int = 64) -> list[CosmicRayHit]:
     """Extract real hits from a dark frame (Eq. 1).
 
     Parameters

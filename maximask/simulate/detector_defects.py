@@ -148,9 +148,11 @@ def _cluster_masks(shape: tuple[int, int], *, rng: np.random.Generator) -> tuple
         else:
             shp = convex_polygon_mask(20, int(rng.integers(5, 7)), rng=rng)
             kind = "polygon"
+        ys_, xs_ = np.nonzero(shp)
+        shp = shp[ys_.min() : ys_.max() + 1, xs_.min() : xs_.max() + 1]
         h, w = shp.shape
-        y0 = int(rng.integers(-h + 1, ny))
-        x0 = int(rng.integers(-w + 1, nx))
+        y0 = int(rng.integers(0, max(1, ny - h + 1)))  # fully inside the image
+        x0 = int(rng.integers(0, max(1, nx - w + 1)))
         ys, xs = max(0, -y0), max(0, -x0)
         ye, xe = min(h, ny - y0), min(w, nx - x0)
         mask[y0 + ys : y0 + ye, x0 + xs : x0 + xe] |= shp[ys:ye, xs:xe]

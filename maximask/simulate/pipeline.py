@@ -107,8 +107,10 @@ def encode_truth(planes: np.ndarray) -> np.ndarray:
     if planes.shape[0] != N_CLASSES:
         msg = f"expected {N_CLASSES} truth planes, got {planes.shape[0]}"
         raise ValueError(msg)
-    weights = (1 << np.arange(N_CLASSES, dtype=np.uint32)).astype(np.uint16)
-    return np.tensordot(weights, planes.astype(np.uint16), axes=1).astype(np.uint16)
+    out = np.zeros(planes.shape[1:], dtype=np.uint16)
+    for i in range(N_CLASSES):
+        out |= planes[i].astype(np.uint16) << np.uint16(i)
+    return out
 
 
 def rebin2x2_scene(scene: Scene) -> Scene:
@@ -195,7 +197,8 @@ def simulate_scene(
     sky_params : SkyParameters, optional
         Fixed clean-sky parameters (else drawn; ``shape`` must match).
     fwhm_range : (float, float), pixels, optional
-        Range of the drawn seeing FWHM (e.g. the cr-sampling sets).
+        Strict range of the PSF FWHM (the cr-sampling sets of Sect. 4.1.3): only
+        Moffat and Kolmogorov profiles are drawn and there is no rebinning.
     rebin_probability : float
         Probability of the 2x2 rebinning augmentation when allowed.
     offset_sigma : float
@@ -221,7 +224,9 @@ def simulate_scene(
     sky_rng = np.random.default_rng(step_seeds[-1])
     comp_rng = np.random.default_rng(step_seeds[-2])
     rebin_u = np.random.default_rng(step_seeds[-3]).random()
-    kw = {} if fwhm_range is None else {"fwhm_range": fwhm_range}
+    kw = {} if fwhm_range is None else {"fwhm_range": fwhm_range, "profiles": ("moffat", "kolmogorov")}
+    if fwhm_range is not None:
+        rebin_probability = 0.0
     params = sky_params if sky_params is not None else draw_sky_parameters(shape, rng=sky_rng, **kw)
     rebin = rebin_u < rebin_probability and _rebin_allowed(params, shape) and sky_params is None
     if rebin:

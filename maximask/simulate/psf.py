@@ -35,6 +35,8 @@ from scipy import fft as sfft
 __all__ = ["PsfModel", "draw_psf", "render_points", "PSF_PROFILES", "fft_convolve_same"]
 
 PSF_PROFILES: tuple[str, ...] = ("moffat", "kolmogorov", "optical")
+#: Accurate faint wings (GalSim's defaults cut profiles at 1e-5 of the flux).
+_GSPARAMS = galsim.GSParams(xvalue_accuracy=1e-12, kvalue_accuracy=1e-8, folding_threshold=1e-4)
 
 
 def _optical_kernel(n_over: int, oversampling: int, params: dict) -> np.ndarray:
@@ -177,8 +179,8 @@ class PsfModel:
         else:
             beta = 11.0 / 6.0  # Kolmogorov wings ~ r^(-11/3)
         ratio = max(peak_over_floor, 1.0)
-        return int(np.ceil(0.5 * self.fwhm * np.sqrt(max(ratio ** (1.0 / beta) - 1.0, 0.0)) * 1.2 + self.fwhm))
-
+        alpha = self.fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))  # Moffat core radius
+        return int(np.ceil(1.2 * alpha * np.sqrt(max(ratio ** (1.0 / beta) - 1.0, 0.0)) + self.fwhm))
 
 def draw_psf(
     profile: str, fwhm: float, *, params: dict | None = None, oversampling: int | None = None
@@ -193,7 +195,9 @@ def draw_psf(
     params : dict, optional
         ``beta`` (Moffat), ``g1``, ``g2`` (shear), and for ``optical``:
         ``lam_over_diam`` (pixels), ``obscuration``, Zernike amplitudes in waves
-        (``defocus``, ``astig1``, ``astig2``, ``coma1``, ``coma2``, ``trefoil``, ``spher``).
+        (``defocus``, ``astig1``, ``astig2``, ``coma1``, ``coma2``, ``trefoil``, ``spher``),
+        ``seeing_fraction`` (Kolmogorov FWHM / ``fwhm``, so that the total FWHM
+        stays close to ``fwhm``).
     oversampling : int, optional
         Default 8 for FWHM < 2.5 px (undersampled), else 4.
     """
@@ -206,9 +210,10 @@ def draw_psf(
         raise ValueError(msg)
     os_ = int(oversampling or (8 if fwhm < 2.5 else 4))
     if profile == "moffat":
-        obj = galsim.Moffat(beta=float(params.get("beta", 3.0)), fwhm=float(fwhm))
+        obj = galsim.Moffat(beta=float(params.get("beta", 3.0)), fwhm=float(fwhm), gsparams=_GSPARAMS)
     else:
-        obj = galsim.Kolmogorov(fwhm=float(fwhm))
+        seeing = float(fwhm) * float(params.get("seeing_fraction", 1.0)) if profile == "optical" else float(fwhm)
+        obj = galsim.Kolmogorov(fwhm=seeing, gsparams=_GSPARAMS)
     g1, g2 = float(params.get("g1", 0.0)), float(params.get("g2", 0.0))
     if g1 or g2:
         obj = obj.shear(g1=g1, g2=g2)
