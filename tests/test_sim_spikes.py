@@ -36,7 +36,7 @@ def test_truth_is_spike_above_threshold_dilated(geometry):
     truth = sc.plane("SP")
     assert truth.any() and np.isfinite(sc.image).all()
     assert not np.any(spike[~truth])
-    np.testing.assert_array_equal(truth, ndimage.maximum_filter(spike > 0.5 * sc.sigma, size=5))
+    np.testing.assert_array_equal(truth, ndimage.maximum_filter(spike > 1.0 * sc.sigma, size=5))
     assert sc.meta["SP"][0]["geometry"] == geometry
 
 

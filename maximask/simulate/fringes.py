@@ -4,23 +4,26 @@ The paper adds real fringe maps (ALAMBIC) smoothed with a 7-pixel top-hat.
 We have no fringe-map archive, so we simulate the physics: fringes are
 thin-film interference in the detector, whose intensity follows
 ``cos(4 pi n h(x, y) / lambda)`` for a layer of thickness ``h``.  A smooth
-random thickness map (Gaussian random field with a steep power spectrum plus
-a wedge, i.e. a planar thickness gradient) is turned into a phase with a
-random number of interference orders, which sets the fringe spacing (drawn
-log-uniformly between 8 and 60 px, the range of the real flats); a second
-sky line of nearby wavelength (weight up to 0.5) gives the beating and
-non-sinusoidal shapes seen in real maps, and a slow contrast modulation
-makes fringes fade in and out.  The pattern is then smoothed with a top-hat
-of diameter 7 px, as in the paper.
+random thickness map (Gaussian random field with a steep power spectrum,
+``P(k) ~ k^-beta`` with beta in [4.5, 6], band-limited to periods >= 16 px,
+plus a wedge, i.e. a planar thickness gradient) is turned into a phase with
+a number of interference orders that sets the typical fringe spacing (drawn
+log-uniformly in [10, 80] px); a second sky line of nearby wavelength
+(weight up to 0.5) gives beating and non-sinusoidal shapes, and a slow
+contrast modulation makes fringes fade in and out.  The pattern is smoothed
+with a top-hat of diameter 7 px, as in the paper, and rotated by a random
+multiple of 90 deg (Sect. 2.3.4).  See docs/simulator_contaminants.md for a
+comparison with a real Y-band flat.
 
 Envelope (Eq. 9): a random 3rd-degree 2-D polynomial ``E`` over the image,
 ``E_F = 1 / (1 + exp(-5 (2E - Emax - Emin) / (Emax - Emin)))``.
 Addition (Eq. 10): ``C = U + k_F sigma_U / sigma_F  F (.) E_F`` with
 k_F = 0.6, times an amplitude factor ``scale`` drawn log-uniformly in
-[0.5, 2] (geometric mean 1: the paper's amplitude is the typical one; the
-spread helps generalisation to real residual fringes of various strengths).  Truth: the normalised
-envelope ``(2E - Emax - Emin) / (Emax - Emin)`` above -0.20 (where the
-flattened envelope is above 1 / (1 + e) = 27% of its maximum).
+[0.5, 2.5] (geometric mean 1.1: the paper's amplitude is the typical one;
+the spread helps generalisation to real residual fringes of various
+strengths).  Truth: the normalised envelope
+``(2E - Emax - Emin) / (Emax - Emin)`` above -0.20 (where the flattened
+envelope is above 1 / (1 + e) = 27% of its maximum).
 """
 
 from __future__ import annotations
@@ -104,40 +107,39 @@ def fringe_pattern(
 ) -> tuple[np.ndarray, dict]:
     """Simulated fringe map F (zero mean, arbitrary units) and what was drawn.
 
-    ``period`` is the typical fringe spacing in pixels (default log-uniform in [8, 60]).
+    ``period`` is the typical fringe spacing in pixels (default log-uniform in [10, 80]).
     """
     ny, nx = shape
     # thickness map: Gaussian random field, power spectrum k^-beta, band-limited
-    # to periods >= 8 px (drawn on the low-frequency corner of the spectrum only)
+    # to periods >= 16 px (drawn on the low-frequency corner of the spectrum only)
     fy, fx = np.fft.fftfreq(ny), np.fft.fftfreq(nx)
-    iy = np.flatnonzero(np.abs(fy) < 0.125)
-    ix = np.flatnonzero(np.abs(fx) < 0.125)
+    iy = np.flatnonzero(np.abs(fy) < 0.0625)
+    ix = np.flatnonzero(np.abs(fx) < 0.0625)
     ky, kx = fy[iy][:, None], fx[ix][None, :]
     k = np.sqrt(kx * kx + ky * ky)
-    beta = rng.uniform(3.0, 4.5)  # steep spectrum: smooth thickness map
+    beta = rng.uniform(4.5, 6.0)  # steep spectrum: smooth thickness map
     kmin = 1.0 / max(ny, nx)
     amp = np.maximum(k, kmin) ** (-beta / 2.0)
     amp[k == 0] = 0.0
     noise = rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)
-    spec = np.zeros(shape, dtype=np.complex128)
+    spec = np.zeros(shape, dtype=np.complex64)
     spec[np.ix_(iy, ix)] = noise * amp
-    field = sfft.ifft2(spec)  # real and imaginary parts: two independent fields
-    h = field.real
-    hstd = h.std()
-    h = h / hstd if hstd > 0 else h
+    # real and imaginary parts: two independent fields of the same spectrum
+    field = sfft.ifft2(spec, norm="forward")
+    hstd = float(np.sqrt(np.sum(amp**2)))  # expected std of each part
     # rms gradient of the normalised thickness (per pixel), from the spectrum
     power = amp**2
     grad_rms = float(np.sqrt(np.sum(power * (2 * np.pi * k) ** 2) / np.sum(power))) if power.sum() > 0 else 1.0
     # wedge: planar thickness gradient of random direction, up to comparable slope
     wedge = rng.uniform(0.0, 1.5) * grad_rms
     wa = rng.uniform(0, 2 * np.pi)
-    yy = np.arange(ny)[:, None] - ny / 2
-    xx = np.arange(nx)[None, :] - nx / 2
-    h = h + wedge * (np.cos(wa) * xx + np.sin(wa) * yy)
     slope = float(np.hypot(grad_rms, wedge))
-    p = float(loguniform(rng, 8.0, 60.0)) if period is None else float(period)
+    p = float(loguniform(rng, 10.0, 80.0)) if period is None else float(period)
     cycles = 1.0 / (p * slope)  # interference orders per unit thickness
-    phase = (2 * np.pi * cycles * h + rng.uniform(0, 2 * np.pi)).astype(np.float32)
+    w = 2 * np.pi * cycles
+    yy = (w * wedge * np.sin(wa)) * (np.arange(ny, dtype=np.float32)[:, None] - ny / 2)
+    xx = (w * wedge * np.cos(wa)) * (np.arange(nx, dtype=np.float32)[None, :] - nx / 2) + rng.uniform(0, 2 * np.pi)
+    phase = np.float32(w / max(hstd, 1e-300)) * field.real + (xx + yy).astype(np.float32)
     ratio = rng.uniform(0.85, 1.2)  # second sky line
     w2 = rng.uniform(0.0, 0.5)
     f = np.cos(phase)
@@ -145,10 +147,7 @@ def fringe_pattern(
     # slow contrast modulation (fringes fade in and out)
     contrast = rng.uniform(0.0, 0.6)
     if contrast > 0:
-        mod = field.imag
-        ms = mod.std()
-        if ms > 0:
-            f *= np.clip(1.0 + (contrast / ms) * mod, 0.1, None).astype(np.float32)
+        f *= np.maximum(np.float32(contrast / max(hstd, 1e-300)) * field.imag + np.float32(1.0), np.float32(0.1))
     if smooth:
         f = tophat_smooth(f)
     f = f.astype(np.float64)
@@ -173,15 +172,15 @@ def inject_fringes(
     Parameters
     ----------
     k_f : Eq. 10 factor (paper: 0.6).
-    scale : extra amplitude factor; default log-uniform in [0.5, 2] (geometric mean 1,
-        the paper's recipe), so residual fringes span 0.3 to 1.2 sigma_U rms.
-    period : typical fringe spacing in pixels (default log-uniform in [8, 60]).
+    scale : extra amplitude factor; default log-uniform in [0.5, 2.5] (geometric mean 1.1,
+        about the paper's recipe), so residual fringes span 0.3 to 1.5 sigma_U rms.
+    period : typical fringe spacing in pixels (default log-uniform in [10, 80]).
     envelope : a raw envelope ``E`` to use instead of the random polynomial.
     rotate : rotate the pattern by a random multiple of 90 deg (Sect. 2.3.4).
     """
     shape = scene.shape
     if scale is None:
-        scale = float(loguniform(rng, 0.5, 2.0))
+        scale = float(loguniform(rng, 0.5, 2.5))
     f, info = fringe_pattern(shape, rng, period=period)
     # augmentation of Sect. 2.3.4: rotation of the pattern by a multiple of 90 deg
     # (0 or 180 deg only when the image is not square)

@@ -113,7 +113,7 @@ def nebulosity_pattern(
     amp = np.maximum(k, kmin) ** (-beta / 2.0)
     amp[k == 0] = 0.0
     noise = rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)
-    spec = np.zeros((ny, fx_all.size), dtype=np.complex128)
+    spec = np.zeros((ny, fx_all.size), dtype=np.complex64)
     spec[np.ix_(iy, ix)] = noise * amp
     g = sfft.irfft2(spec, s=shape)
     gs = g.std()

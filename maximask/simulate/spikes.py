@@ -28,7 +28,9 @@ Orientation: "+" (0 deg), "x" (45 deg) or arbitrary (alt-az telescopes).
 Stars used: ``scene.sources`` with ``is_star`` whose peak (flux x PSF max)
 exceeds ``min(0.5 (saturation - sky), 1000 sigma_U)``, at most 20 (the
 brightest).  When there is none, the injector adds one bright star itself
-(peak log-uniform from that threshold to 30 times it, anywhere in the frame):
+(peak log-uniform from that threshold, or from the peak its spike needs to
+be visible over 1.5 max(3 FWHM, 8 px) if higher, to 30 times it, anywhere
+in the frame):
 its PSF image (the scene PSF continued by an r^-3 aureole beyond the stamp)
 is added to ``scene.image`` with photon noise and to ``scene.clean`` and
 ``scene.source_image`` (noise-free), it is
@@ -36,7 +38,12 @@ appended to ``scene.sources`` and its pixels above 10 sigma_U are marked BBG
 (the truth of Sect. 2.1.12).  Saturation of that star is left to the SAT
 injector (run SP before SAT).
 
-Truth: the spike image above ``truth_threshold`` sigma_U (default 0.5),
+Stars whose spike would stay above the truth threshold over less than
+max(3 FWHM, 8 px, 1.5 x the radius where the star itself falls to
+sigma_U) get no spike: it could not be told from the star (the paper's
+"too small: no spike").
+
+Truth: the spike image above ``truth_threshold`` sigma_U (default 1),
 dilated with a 5x5 square; only the spike light inside that mask is added
 (plus its photon noise), so the image changes nowhere else.
 """
@@ -108,6 +115,32 @@ def _star_image(psf: np.ndarray, flux: float, sigma: float, x: float, y: float, 
     return img, (slice(y0, y1), slice(x0, x1))
 
 
+def _star_radius(psf: np.ndarray, peak: float, sigma: float) -> float:
+    """Radius (px) out to which a star of ``peak`` stays above ``sigma`` (PSF, then r^-3 aureole)."""
+    h = psf.shape[0] // 2
+    yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
+    r = np.hypot(xx, yy)
+    above = psf * (peak / psf.max()) > sigma
+    if not above.any():
+        return 0.0
+    border = np.concatenate([psf[0], psf[-1], psf[:, 0], psf[:, -1]])
+    v_e = float(border.mean()) * peak / psf.max()
+    if v_e > sigma:
+        return float(h * (v_e / sigma) ** (1.0 / 3.0))
+    return float(r[above].max())
+
+
+def _spike_length(amp0: float, gamma: float, r_c: float, level: float) -> float:
+    """Distance (px) where the spike ``amp0 (1 + (r / r_c)^2)^(-gamma / 2)`` falls to ``level``."""
+    r2 = (amp0 / level) ** (2.0 / gamma) - 1.0 if amp0 > 0 else -1.0
+    return float(r_c * np.sqrt(r2)) if r2 > 0 else 0.0
+
+
+def _min_length(psf: np.ndarray, peak: float, sigma: float, fwhm: float) -> float:
+    """Shortest spike told from its star: max(3 FWHM, 8 px, 1.5 x the star's radius at sigma)."""
+    return max(3.0 * fwhm, 8.0, 1.5 * _star_radius(psf, peak, sigma))
+
+
 def _add_bright_star(scene: Scene, rng: np.random.Generator, psf: np.ndarray, peak: float) -> tuple[float, float, float]:
     ny, nx = scene.shape
     x, y = float(rng.integers(0, nx)), float(rng.integers(0, ny))
@@ -142,7 +175,7 @@ def inject_spikes(
     slope: float | None = None,
     add_star: bool | None = None,
     star_peak: float | None = None,
-    truth_threshold: float = 0.5,
+    truth_threshold: float = 1.0,
     photon_noise: bool = True,
 ) -> None:
     """Add diffraction spikes to the bright stars of the scene (adding one if needed).
@@ -171,12 +204,6 @@ def inject_spikes(
         sel = np.flatnonzero(is_star & (peaks > thresh))
         sel = sel[np.argsort(peaks[sel])[::-1][:_MAX_STARS]]
         stars = [(float(src["x"][i]), float(src["y"][i]), float(peaks[i])) for i in sel]
-    added_star = None
-    if add_star or (add_star is None and not stars):
-        peak = float(loguniform(rng, max(thresh, 1.0), 30.0 * max(thresh, 1.0))) if star_peak is None else float(star_peak)
-        x, y, flux = _add_bright_star(scene, rng, psf, peak)
-        stars.append((x, y, peak))
-        added_star = dict(x=x, y=y, flux=flux, peak=peak)
     if geometry is None:
         g = list(GEOMETRIES)
         p = np.array(list(GEOMETRIES.values()))
@@ -197,6 +224,23 @@ def inject_spikes(
     sides = rng.uniform(0.6, 1.0, size=(len(lines), 2))
     sides /= sides.max(axis=1, keepdims=True)
     r_c = fwhm
+    n_candidates = len(stars)
+    stars = [st for st in stars if _spike_length(st[2] * s0, gamma, r_c, truth_threshold * sigma) >= _min_length(psf, st[2], sigma, fwhm)]
+    added_star = None
+    if add_star or (add_star is None and not stars):
+        if star_peak is None:
+            # bright enough for its spike to be comfortably visible (1.5 x the minimum length)
+            lo_peak = max(thresh, 1.0)
+            for _ in range(60):
+                if s0 <= 0 or _spike_length(lo_peak * s0, gamma, r_c, truth_threshold * sigma) >= 1.5 * _min_length(psf, lo_peak, sigma, fwhm):
+                    break
+                lo_peak *= 1.5
+            peak = float(loguniform(rng, lo_peak, 30.0 * lo_peak))
+        else:
+            peak = float(star_peak)
+        x, y, flux = _add_bright_star(scene, rng, psf, peak)
+        stars.append((x, y, peak))
+        added_star = dict(x=x, y=y, flux=flux, peak=peak)
     # line-spread function across each spike (the seeing), broadened by the vanes
     lsfs = []
     for ang, _w in lines:
@@ -209,6 +253,8 @@ def inject_spikes(
     flat = spike.reshape(-1)
     for (xs, ys, peak) in stars:
         amp0 = peak * s0
+        # as in the paper, no spike when its visible length (down to the truth
+        # threshold) would be too short to be told from the star itself
         # radius where the spike falls to 0.05 sigma
         ratio = amp0 / (0.05 * sigma)
         if ratio <= 1:
@@ -253,6 +299,7 @@ def inject_spikes(
             strength=s0,
             slope=gamma,
             broadening=broaden,
+            n_candidates=n_candidates,
             n_stars=len(stars),
             added_star=added_star,
             threshold_peak=thresh,

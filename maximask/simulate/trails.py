@@ -16,6 +16,17 @@ along the path (constant, flares, periodic glints, blinking plane strobes,
 meteor light curves) and ``W(t)`` the (PSF-softened) ends of the path when it
 does not cross the whole frame.
 
+Populations: satellites (45%), flaring satellites (25%: 1-3 Gaussian flares
+up to 20x the baseline, or periodic glints of tumbling bodies), planes (10%:
+2-3 parallel lights 4-30 px apart, most blinking) and meteors (20%: rise-and-
+fall light curve, mostly segments).  Defocus: the pupil pattern (a uniform
+annulus, central obstruction 0.25-0.5) of apparent width theta = D / d
+(Eq. 7, D in [2, 8] m) projected across the path: meteors at d in
+[80, 120] km exactly as in the paper; satellites (d log-uniform in
+[300, 40000] km) and planes ([30, 300] km) too, capped at 40 px, which gives
+the wide, flat-topped LEO trails of large telescopes.  The plate scale
+(arcsec/px) is drawn in [0.15, 0.6] with a seeing FWHM of 0.4-2 arcsec.
+
 Truth (Sect. 2.1.6): ``T`` binarised at a small threshold above the
 background (``truth_threshold`` x sigma_U, default 0.2), dilated with a 7x7
 square.  Added per Eq. 8, ``C = U + k_T sigma_U / sigma_T  T (.) M(T)`` with
@@ -46,6 +57,8 @@ __all__ = [
 K_T = 6.0
 #: Trail populations and their default probabilities.
 TRAIL_KINDS = {"satellite": 0.45, "flare": 0.25, "plane": 0.1, "meteor": 0.2}
+#: Largest defocus width (px) of satellites and planes (meteors follow Eq. 7 exactly).
+MAX_DEFOCUS_PX = 40.0
 #: Fine sampling step (pixels) of the 1-D profiles.
 _STEP = 0.1
 
@@ -202,9 +215,11 @@ def inject_trails(
     records = []
     kinds = list(TRAIL_KINDS)
     probs = np.array(list(TRAIL_KINDS.values()))
-    # plate scale from a plausible seeing (needed by Eq. 7)
-    seeing = rng.uniform(0.5, 1.6)
-    scale = seeing / max(fwhm, 0.5)
+    # plate scale (arcsec/px, needed by Eq. 7): in [0.15, 0.6] with a seeing
+    # fwhm * scale in [0.4, 2.0] arcsec where possible
+    lo = max(0.15, 0.4 / max(fwhm, 0.1))
+    hi = min(0.6, 2.0 / max(fwhm, 0.1))
+    scale = float(loguniform(rng, lo, hi)) if hi > lo else float(np.sqrt(lo * hi))
     for _ in range(n_trails):
         rec: dict = {}
         k = kind if kind is not None else str(rng.choice(kinds, p=probs / probs.sum()))
@@ -223,7 +238,7 @@ def inject_trails(
             span = (-diag, diag)
         else:
             length = diag * rng.uniform(0.2, 0.9)
-            start = rng.uniform(-length, 0.5 * length)
+            start = rng.uniform(-length, 0.0)  # the segment contains the in-frame point
             span = (start, start + length)
         # defocus (Eq. 7): meteors (paper), satellites and planes at their own distances
         mirror = rng.uniform(2.0, 8.0)
@@ -235,6 +250,8 @@ def inject_trails(
             dist = loguniform(rng, 3e5, 4e7)
         theta = meteor_defocus_arcsec(mirror, dist)
         width_px = theta / scale
+        if k != "meteor":
+            width_px = min(width_px, MAX_DEFOCUS_PX)
         obstruction = rng.uniform(0.25, 0.5)
         grid, lsf = line_spread_function(psf, phi)
         kern = defocus_profile(width_px, obstruction)
@@ -292,6 +309,7 @@ def inject_trails(
             full_crossing=bool(full),
             span=(float(span[0]), float(span[1])),
             defocus_px=float(width_px),
+            plate_scale=scale,
             jitter=jit,
             lanes=len(lanes),
         )
