@@ -180,7 +180,7 @@ class PsfModel:
             beta = 11.0 / 6.0  # Kolmogorov wings ~ r^(-11/3)
         ratio = max(peak_over_floor, 1.0)
         alpha = self.fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))  # Moffat core radius
-        return int(np.ceil(1.2 * alpha * np.sqrt(max(ratio ** (1.0 / beta) - 1.0, 0.0)) + self.fwhm))
+        return int(np.ceil(1.1 * alpha * np.sqrt(max(ratio ** (1.0 / beta) - 1.0, 0.0)) + 1.0))
 
 def draw_psf(
     profile: str, fwhm: float, *, params: dict | None = None, oversampling: int | None = None
@@ -228,6 +228,18 @@ def draw_psf(
     return PsfModel(profile=profile, fwhm=float(fwhm), params=params, oversampling=os_, oversampled=img, gsobj=obj)
 
 
+def _radii(psf: PsfModel, ratio: np.ndarray, h: int) -> np.ndarray:
+    """Vectorised :meth:`PsfModel.wide_radius` clipped to [1, h], on a few radius tiers."""
+    tiers = np.unique(np.clip(np.array([1, 2, 3, 4, 6, 8, 11, 15, 20, 27, 36, 48]), 1, h))
+    need = np.array([psf.wide_radius(float(r)) for r in np.geomspace(1.0, 1e12, 97)])
+    grid = np.geomspace(1.0, 1e12, 97)
+    r = np.interp(np.log(np.maximum(ratio, 1.0)), np.log(grid), need)
+    idx = np.minimum(np.searchsorted(tiers, r), len(tiers) - 1)
+    out = tiers[idx]
+    out[r > tiers[-1]] = h
+    return np.minimum(out, h)
+
+
 def render_points(
     canvas: np.ndarray,
     psf: PsfModel,
@@ -264,36 +276,52 @@ def render_points(
     px = np.clip(np.rint((x - ix) * os_).astype(np.int64) + os_ // 2, 0, os_ - 1)
     py = np.clip(np.rint((y - iy) * os_).astype(np.int64) + os_ // 2, 0, os_ - 1)
     stack = psf.phase_stack()
-    centre_peak = stack[py, px].max(axis=(1, 2))
+    centre_peak = stack.max(axis=(2, 3))[py, px]
     edge = max(float(psf.pixel_psf()[0].max()), float(psf.pixel_psf()[:, 0].max()), 1e-12)
     wide = np.zeros(x.size, bool) if floor is None else flux * edge > floor
-    # --- faint stars: one bincount over padded canvas
+    # --- faint stars: bincounts over the padded canvas, with stamps cropped to
+    # the radius where each star falls below 0.15 times the floor (most stars of
+    # a power-law population are faint: this keeps crowded fields fast)
     sel = ~wide
     if sel.any():
         pad = h
         W = nx + 2 * pad
         H = ny + 2 * pad
-        dy, dx = np.mgrid[-h : h + 1, -h : h + 1]
-        rows = iy[sel, None, None] + pad + dy[None]
-        cols = ix[sel, None, None] + pad + dx[None]
-        ok = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
-        vals = flux[sel, None, None] * stack[py[sel], px[sel]]
-        flat = np.bincount((rows * W + cols)[ok], weights=vals[ok], minlength=H * W)
-        canvas += flat.reshape(H, W)[pad : pad + ny, pad : pad + nx]
-    # --- bright stars: GalSim wings + exact core
-    for i in np.flatnonzero(wide):
-        r = min(psf.wide_radius(flux[i] * centre_peak[i] / floor), max(ny, nx))
-        r = max(r, h)
-        size = 2 * r + 1
-        dxs, dys = (px[i] - os_ // 2) / os_, (py[i] - os_ // 2) / os_
-        big = psf.gsobj.drawImage(nx=size, ny=size, scale=1.0, offset=(dxs, dys), method="no_pixel").array.astype(np.float64)
-        big[r - h : r + h + 1, r - h : r + h + 1] = stack[py[i], px[i]]
-        big *= flux[i]
-        y0, x0 = iy[i] - r, ix[i] - r
-        ys0, xs0 = max(0, -y0), max(0, -x0)
-        ye, xe = min(size, ny - y0), min(size, nx - x0)
-        if ye > ys0 and xe > xs0:
-            canvas[y0 + ys0 : y0 + ye, x0 + xs0 : x0 + xe] += big[ys0:ye, xs0:xe]
+        acc = np.zeros(H * W)
+        if floor is None:
+            half = np.full(x.size, h)
+        else:
+            ratio = flux * centre_peak / (0.15 * floor)
+            half = np.array([min(h, psf.wide_radius(r)) for r in ratio]) if x.size < 64 else _radii(psf, ratio, h)
+        for hh in np.unique(half[sel]):
+            grp = sel & (half == hh)
+            hh = int(hh)
+            dy, dx = np.mgrid[-hh : hh + 1, -hh : hh + 1]
+            rows = iy[grp, None, None] + pad + dy[None]
+            cols = ix[grp, None, None] + pad + dx[None]
+            ok = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+            vals = flux[grp, None, None] * stack[:, :, h - hh : h + hh + 1, h - hh : h + hh + 1][py[grp], px[grp]]
+            acc += np.bincount((rows * W + cols)[ok], weights=vals[ok], minlength=H * W)
+        canvas += acc.reshape(H, W)[pad : pad + ny, pad : pad + nx]
+    # --- bright stars: exact phased core + GalSim wings (drawn once, at phase 0,
+    # for the largest radius needed; the wings are smooth, so the sub-pixel
+    # phase does not matter there)
+    idx = np.flatnonzero(wide)
+    if idx.size:
+        radii = np.array([max(h, min(psf.wide_radius(flux[i] * centre_peak[i] / floor), max(ny, nx))) for i in idx])
+        R = int(radii.max())
+        wings = psf.gsobj.drawImage(nx=2 * R + 1, ny=2 * R + 1, scale=1.0, method="no_pixel").array.astype(np.float64)
+        for i, r in zip(idx, radii):
+            r = int(r)
+            size = 2 * r + 1
+            big = wings[R - r : R + r + 1, R - r : R + r + 1].copy()
+            big[r - h : r + h + 1, r - h : r + h + 1] = stack[py[i], px[i]]
+            big *= flux[i]
+            y0, x0 = iy[i] - r, ix[i] - r
+            ys0, xs0 = max(0, -y0), max(0, -x0)
+            ye, xe = min(size, ny - y0), min(size, nx - x0)
+            if ye > ys0 and xe > xs0:
+                canvas[y0 + ys0 : y0 + ye, x0 + xs0 : x0 + xe] += big[ys0:ye, xs0:xe]
 
 
 fft_convolve_same = _fft_convolve_same
