@@ -116,8 +116,10 @@ def encode_truth(planes: np.ndarray) -> np.ndarray:
 def rebin2x2_scene(scene: Scene) -> Scene:
     """2x2 rebinning of a *clean* scene (sum of 2x2 blocks; truth recomputed).
 
-    Sky level, noise sigma (x2), saturation (x4, a binned full well) and
-    source positions follow; the PSF is rebinned too.
+    Sky level (x4), noise sigma (x2), read noise (x2) and source positions
+    follow; the PSF is rebinned too. The full-well level stays that of the
+    scene (a binned detector's well or ADC limit), raised if needed above the
+    binned sky by 80 binned sigma.
     """
     ny, nx = scene.shape
     h, w = ny // 2, nx // 2
@@ -143,7 +145,7 @@ def rebin2x2_scene(scene: Scene) -> Scene:
         read_noise=2.0 * scene.read_noise,
         fwhm=scene.fwhm / 2.0,
         psf=psf,
-        saturation=4.0 * scene.saturation,
+        saturation=max(scene.saturation, 4.0 * scene.sky_level + 80.0 * sigma),
         sources=None,
     )
     out.image = image
