@@ -83,3 +83,12 @@ def test_many_draws_no_nan_and_truth_covers_change():
         diff = sc.image - 500.0
         assert np.isfinite(diff).all()
         assert not np.any(diff[~sc.plane("TRL")])
+
+
+def test_square_dilation_matches_maximum_filter():
+    from maximask.simulate.trails import square_dilate
+
+    m = np.random.default_rng(0).random((40, 50)) > 0.97
+    m[0, 0] = m[-1, 10] = m[20, -1] = True
+    for size in (3, 5, 7):
+        np.testing.assert_array_equal(square_dilate(m, size), ndimage.maximum_filter(m, size=size))

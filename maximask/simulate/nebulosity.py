@@ -47,29 +47,30 @@ def _disk_rows(diameter: float) -> dict[int, int]:
 
 
 def _disk_morph(mask: np.ndarray, diameter: float, *, dilate: bool) -> np.ndarray:
-    """Dilation (or erosion) by a disk, decomposed into 1-D running max (min) filters on rows.
+    """Dilation (or erosion) by a disk, decomposed into running max (min) over rows.
 
     Outside the image counts as 0 for dilation and as 1 for erosion (edges do not erode).
     """
-    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    m = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
     rows = _disk_rows(diameter)
-    h = max(abs(dy) for dy in rows)
-    filt = ndimage.maximum_filter1d if dilate else ndimage.minimum_filter1d
-    pad = 0 if dilate else 1
-    runs = {}
-    for w in set(rows.values()):
-        r = filt(m, 2 * w + 1, axis=1, mode="constant", cval=pad) if w > 0 else m
-        runs[w] = np.pad(r, ((h, h), (0, 0)), mode="constant", constant_values=pad)
-    ny = m.shape[0]
-    out = runs[rows[0]][h : h + ny].copy()
+    op = np.bitwise_or if dilate else np.bitwise_and
+    # running max (min) over [x - w, x + w], grown one pixel at a time
+    needed = set(rows.values())
+    runs = {0: m}
+    cur = m.copy()
+    for w in range(1, max(needed) + 1):
+        op(cur[:, w:], m[:, :-w], out=cur[:, w:])
+        op(cur[:, :-w], m[:, w:], out=cur[:, :-w])
+        if w in needed:
+            runs[w] = cur.copy()
+    out = runs[rows[0]].copy()
     for dy, w in rows.items():
-        if dy == 0:
-            continue
-        if dilate:
-            out |= runs[w][h + dy : h + dy + ny]
-        else:
-            out &= runs[w][h + dy : h + dy + ny]
-    return out.astype(bool)
+        r = runs[w]
+        if dy > 0:
+            op(out[:-dy], r[dy:], out=out[:-dy])
+        elif dy < 0:
+            op(out[-dy:], r[:dy], out=out[-dy:])
+    return out.view(bool)
 
 
 def disk_erode(mask: np.ndarray, diameter: float) -> np.ndarray:

@@ -54,7 +54,7 @@ import numpy as np
 from scipy import ndimage
 
 from maximask.simulate.base import Scene, register_contaminant
-from maximask.simulate.trails import line_spread_function, loguniform, scene_psf
+from maximask.simulate.trails import line_spread_function, loguniform, scene_psf, square_dilate
 
 __all__ = ["GEOMETRIES", "inject_spikes", "spike_lines", "bright_star_threshold"]
 
@@ -115,19 +115,24 @@ def _star_image(psf: np.ndarray, flux: float, sigma: float, x: float, y: float, 
     return img, (slice(y0, y1), slice(x0, x1))
 
 
-def _star_radius(psf: np.ndarray, peak: float, sigma: float) -> float:
-    """Radius (px) out to which a star of ``peak`` stays above ``sigma`` (PSF, then r^-3 aureole)."""
-    h = psf.shape[0] // 2
-    yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
-    r = np.hypot(xx, yy)
-    above = psf * (peak / psf.max()) > sigma
-    if not above.any():
-        return 0.0
-    border = np.concatenate([psf[0], psf[-1], psf[:, 0], psf[:, -1]])
-    v_e = float(border.mean()) * peak / psf.max()
-    if v_e > sigma:
-        return float(h * (v_e / sigma) ** (1.0 / 3.0))
-    return float(r[above].max())
+class _StarRadius:
+    """Radius (px) out to which a star of a given peak stays above sigma (PSF, then r^-3 aureole)."""
+
+    def __init__(self, psf: np.ndarray):
+        h = psf.shape[0] // 2
+        yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
+        order = np.argsort(-psf.ravel())
+        self.neg_vals = -psf.ravel()[order] / psf.max()  # increasing
+        self.rcum = np.maximum.accumulate(np.hypot(xx, yy).ravel()[order])
+        border = np.concatenate([psf[0], psf[-1], psf[:, 0], psf[:, -1]])
+        self.edge = float(border.mean() / psf.max())
+        self.h = h
+
+    def __call__(self, peak: float, sigma: float) -> float:
+        if self.edge * peak > sigma:
+            return float(self.h * (self.edge * peak / sigma) ** (1.0 / 3.0))
+        n = int(np.searchsorted(self.neg_vals, -sigma / peak))  # pixels above sigma / peak
+        return float(self.rcum[n - 1]) if n > 0 else 0.0
 
 
 def _spike_length(amp0: float, gamma: float, r_c: float, level: float) -> float:
@@ -136,9 +141,9 @@ def _spike_length(amp0: float, gamma: float, r_c: float, level: float) -> float:
     return float(r_c * np.sqrt(r2)) if r2 > 0 else 0.0
 
 
-def _min_length(psf: np.ndarray, peak: float, sigma: float, fwhm: float) -> float:
+def _min_length(radius: _StarRadius, peak: float, sigma: float, fwhm: float) -> float:
     """Shortest spike told from its star: max(3 FWHM, 8 px, 1.5 x the star's radius at sigma)."""
-    return max(3.0 * fwhm, 8.0, 1.5 * _star_radius(psf, peak, sigma))
+    return max(3.0 * fwhm, 8.0, 1.5 * radius(peak, sigma))
 
 
 def _add_bright_star(scene: Scene, rng: np.random.Generator, psf: np.ndarray, peak: float) -> tuple[float, float, float]:
@@ -224,15 +229,16 @@ def inject_spikes(
     sides = rng.uniform(0.6, 1.0, size=(len(lines), 2))
     sides /= sides.max(axis=1, keepdims=True)
     r_c = fwhm
+    star_radius = _StarRadius(psf)
     n_candidates = len(stars)
-    stars = [st for st in stars if _spike_length(st[2] * s0, gamma, r_c, truth_threshold * sigma) >= _min_length(psf, st[2], sigma, fwhm)]
+    stars = [st for st in stars if _spike_length(st[2] * s0, gamma, r_c, truth_threshold * sigma) >= _min_length(star_radius, st[2], sigma, fwhm)]
     added_star = None
     if add_star or (add_star is None and not stars):
         if star_peak is None:
             # bright enough for its spike to be comfortably visible (1.5 x the minimum length)
             lo_peak = max(thresh, 1.0)
             for _ in range(60):
-                if s0 <= 0 or _spike_length(lo_peak * s0, gamma, r_c, truth_threshold * sigma) >= 1.5 * _min_length(psf, lo_peak, sigma, fwhm):
+                if s0 <= 0 or _spike_length(lo_peak * s0, gamma, r_c, truth_threshold * sigma) >= 1.5 * _min_length(star_radius, lo_peak, sigma, fwhm):
                     break
                 lo_peak *= 1.5
             peak = float(loguniform(rng, lo_peak, 30.0 * lo_peak))
@@ -282,7 +288,7 @@ def inject_spikes(
             val = along * np.interp(dl, grid, lsf, left=0.0, right=0.0)
             flat[(ly + y0) * nx + (lx + x0)] += val
     core = spike > truth_threshold * sigma
-    mask = ndimage.maximum_filter(core, size=5)
+    mask = square_dilate(core, 5)
     spike[~mask] = 0.0
     if photon_noise and scene.gain > 0 and mask.any():
         idx = np.flatnonzero(mask)
