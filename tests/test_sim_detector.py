@@ -178,3 +178,13 @@ def test_persistence_equations_and_truth():
     assert plane.any() and np.array_equal(changed, plane)
     added = (scene.image - before)[plane]
     assert added.max() == pytest.approx(5.0 * scene.sigma) and added.min() > 0
+
+
+def test_saturation_near_infrared_clips_without_bleeding():
+    scene = _scene(3, saturation=2500.0)
+    yy, xx = np.mgrid[0:64, 0:64]
+    scene.image += 2e4 * np.exp(-((xx - 40.0) ** 2 + (yy - 30.0) ** 2) / 4.0)
+    scene.meta["sky"]["detector"] = "nir"
+    scene, before, changed, plane = _inject("SAT", 3, scene=scene)
+    assert np.array_equal(plane, before >= scene.saturation)
+    assert np.array_equal(changed, before > scene.saturation)

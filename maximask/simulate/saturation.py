@@ -1,7 +1,7 @@
 """Saturation and bleed trails (SAT, paper Sect. 2.1.9).
 
 Pixels above the exposure's full-well level ``scene.saturation`` are clipped
-to it and their excess charge overflows along the transfer direction
+to it and, for CCDs (not near-infrared arrays), their excess charge overflows along the transfer direction
 (columns, or lines for 20 % of the exposures, as for a rotated detector):
 for every contiguous run of saturated pixels in a column, the excess charge
 of the run is moved to the nearest unsaturated pixels above and below (split
@@ -84,7 +84,7 @@ def inject_saturation(
     scene: Scene,
     *,
     rng: np.random.Generator,
-    bleed: bool = True,
+    bleed: bool | None = None,
     line_probability: float = 0.2,
     truth_floor: float = 1.0,
     **options,
@@ -93,13 +93,17 @@ def inject_saturation(
 
     Parameters
     ----------
-    bleed : bool
-        Bleed the excess charge (CCD) or just clip it (near-infrared arrays).
+    bleed : bool, optional
+        Bleed the excess charge (CCD) or just clip it (near-infrared arrays,
+        whose pixels do not spill charge). Default: clip only when the clean
+        scene was drawn for a near-infrared detector (``meta["sky"]["detector"]``).
     line_probability : float
         Probability that the transfer direction is along lines instead of columns.
     truth_floor : float, sigma_U
         Bled pixels receiving less charge than this are not labelled.
     """
+    if bleed is None:
+        bleed = scene.meta.get("sky", {}).get("detector", "ccd") != "nir"
     along_lines = bool(rng.random() < line_probability)
     up = rng.uniform(0.2, 0.8, scene.shape[0] if along_lines else scene.shape[1])
     level = float(scene.saturation)
