@@ -121,3 +121,10 @@ def test_gallery(tmp_path):
     out = tmp_path / "g.png"
     assert main(["gallery", str(out), "--n", "2", "--size", "48", "--quiet"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_rejects_unknown_contaminant(tmp_path):
+    from maximask.cli.sim_cli import main
+
+    with pytest.raises(SystemExit, match="unknown XX"):
+        main(["maximask", str(tmp_path), "--n", "1", "--contaminants", "CR,XX", "--quiet"])

@@ -75,6 +75,19 @@ def _progress(total: int, quiet: bool, desc: str):
     return bar, bar.update
 
 
+def _contaminants(arg: str | None) -> tuple[str, ...] | None:
+    if not arg:
+        return None
+    from maximask.simulate.pipeline import CONTAMINANT_ORDER
+
+    names = tuple(c.strip().upper() for c in arg.split(",") if c.strip())
+    unknown = [c for c in names if c not in CONTAMINANT_ORDER]
+    if unknown or not names:
+        msg = f"--contaminants: unknown {', '.join(unknown) or '(empty)'}; choose among {','.join(CONTAMINANT_ORDER)}"
+        raise SystemExit(msg)
+    return names
+
+
 def _real_data(arg: Path | None) -> str | None:
     if arg is not None:
         if not arg.is_dir():
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from maximask.simulate.dataset import ShardJob
 
     if args.command == "maximask":
-        contaminants = tuple(c.strip().upper() for c in args.contaminants.split(",")) if args.contaminants else None
+        contaminants = _contaminants(args.contaminants)
         job = ShardJob(kind="maximask", shape=(args.size, args.size), contaminants=contaminants,
                        real_data=_real_data(args.real_data), with_raw=args.with_raw)
         _run(args.out_dir, job, args, "maximask")
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "gallery":
         from maximask.simulate.gallery import write_gallery
 
-        contaminants = tuple(c.strip().upper() for c in args.contaminants.split(",")) if args.contaminants else None
+        contaminants = _contaminants(args.contaminants)
         write_gallery(args.out_png, n=args.n, size=args.size, seed=args.seed, contaminants=contaminants,
                       real_data=_real_data(args.real_data))
         logger.info("gallery written to %s", args.out_png)
