@@ -28,9 +28,10 @@ Orientation: "+" (0 deg), "x" (45 deg) or arbitrary (alt-az telescopes).
 Stars used: ``scene.sources`` with ``is_star`` whose peak (flux x PSF max)
 exceeds ``min(0.5 (saturation - sky), 1000 sigma_U)``, at most 20 (the
 brightest).  When there is none, the injector adds one bright star itself
-(peak log-uniform from that threshold, or from the peak its spike needs to
-be visible over 1.5 max(3 FWHM, 8 px) if higher, to 30 times it, anywhere
-in the frame):
+(peak log-uniform from that threshold to 30 times it, anywhere in the
+frame; if its spike would not be visible over 1.5 times the minimum length
+below, the image's spike strength is raised, up to 0.05, then the star is
+made brighter):
 its PSF image (the scene PSF continued by an r^-3 aureole beyond the stamp)
 is added to ``scene.image`` with photon noise and to ``scene.clean`` and
 ``scene.source_image`` (noise-free), it is
@@ -235,13 +236,20 @@ def inject_spikes(
     added_star = None
     if add_star or (add_star is None and not stars):
         if star_peak is None:
-            # bright enough for its spike to be comfortably visible (1.5 x the minimum length)
             lo_peak = max(thresh, 1.0)
-            for _ in range(60):
-                if s0 <= 0 or _spike_length(lo_peak * s0, gamma, r_c, truth_threshold * sigma) >= 1.5 * _min_length(star_radius, lo_peak, sigma, fwhm):
-                    break
-                lo_peak *= 1.5
             peak = float(loguniform(rng, lo_peak, 30.0 * lo_peak))
+
+            def visible(pk: float, s: float) -> bool:
+                return _spike_length(pk * s, gamma, r_c, truth_threshold * sigma) >= 1.5 * _min_length(star_radius, pk, sigma, fwhm)
+
+            # make its spike comfortably visible (1.5 x the minimum length): stronger
+            # spikes first (up to s0 = 0.05), a brighter star only if that is not enough
+            while s0 > 0 and not visible(peak, s0) and s0 < 0.05:
+                s0 = min(1.25 * s0, 0.05)
+            for _ in range(60):
+                if s0 <= 0 or visible(peak, s0):
+                    break
+                peak *= 1.5
         else:
             peak = float(star_peak)
         x, y, flux = _add_bright_star(scene, rng, psf, peak)

@@ -11,7 +11,7 @@ faster: every pixel gets its coordinates ``t`` (along the path) and ``d``
 
 where ``L`` is the line-spread function (the scene PSF projected across the
 trail, convolved with the projected pupil annulus when defocused), ``o(t)``
-the smooth random jitter of the path (std ~ 1 px), ``A(t)`` the brightness
+the smooth random jitter of the path (std ~0.6 px, correlated over 3-40 px), ``A(t)`` the brightness
 along the path (constant, flares, periodic glints, blinking plane strobes,
 meteor light curves) and ``W(t)`` the (PSF-softened) ends of the path when it
 does not cross the whole frame.
@@ -32,7 +32,7 @@ background (``truth_threshold`` x sigma_U, default 0.2), dilated with a 7x7
 square.  Added per Eq. 8, ``C = U + k_T sigma_U / sigma_T  T (.) M(T)`` with
 k_T = 6: ``T / sigma_T`` is the trail in units of its own image's background
 noise, i.e. its peak signal-to-noise ``snr`` (drawn log-uniformly in
-[0.08, 40], so that the per-pixel peak goes from 0.5 to 240 sigma_U).  The
+[0.08, 100], so that the per-pixel peak goes from 0.5 to 600 sigma_U).  The
 photon noise of the trail light is added (Poisson, gain of the scene).
 """
 
@@ -219,7 +219,7 @@ def inject_trails(
     angle : position angle (radians, from +x towards +y).
     center : (x, y) point the path goes through.
     full_crossing : force the path across the whole frame (True) or a segment (False).
-    jitter : std (px) of the path's perpendicular jitter (default ~N(0.7, 0.25) in [0.1, 1.5]).
+    jitter : std (px) of the path's perpendicular jitter (default ~N(0.6, 0.25) in [0.1, 1.5]).
     truth_threshold : binarisation threshold of the trail image, in sigma_U.
     photon_noise : add Poisson noise of the trail light (gain of the scene).
     """
@@ -251,7 +251,7 @@ def inject_trails(
             x0, y0 = rng.uniform(0, nx), rng.uniform(0, ny)
         else:
             x0, y0 = center
-        a = float(loguniform(rng, 0.08, 40.0)) if snr is None else float(snr)
+        a = float(loguniform(rng, 0.08, 100.0)) if snr is None else float(snr)
         c, s = np.cos(phi), np.sin(phi)
         # visible span along the path
         full = (rng.random() < (0.3 if k == "meteor" else 0.85)) if full_crossing is None else bool(full_crossing)
@@ -282,8 +282,9 @@ def inject_trails(
             lsf = np.convolve(lsf, kern, mode="full")
         lsf = lsf / lsf.max()
         # jitter of the path, sampled every pixel along t
-        jit = float(np.clip(rng.normal(0.7, 0.25), 0.1, 1.5)) if jitter is None else float(jitter)
-        corr = loguniform(rng, 0.5, 2.5)
+        jit = float(np.clip(rng.normal(0.6, 0.25), 0.1, 1.5)) if jitter is None else float(jitter)
+        # image motion is correlated in time: the wobble is smooth over 3-40 px of path
+        corr = loguniform(rng, 3.0, 40.0)
         tgrid = np.arange(-diag - 2, diag + 3, 1.0)
         offset = jit * _smooth_noise(rng, tgrid.size, corr) if jit > 0 else np.zeros(tgrid.size)
         # plane: 2-3 parallel lights, some blinking
