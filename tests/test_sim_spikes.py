@@ -83,3 +83,16 @@ def test_no_star_no_spike_and_same_seed():
     inject_spikes(b, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.truth, b.truth)
+
+
+def test_band_selection_matches_brute_force():
+    from maximask.simulate.spikes import _band
+
+    rng = np.random.default_rng(0)
+    for k in range(100):
+        bx = np.arange(rng.integers(1, 50)) - rng.uniform(-20, 50)
+        by = np.arange(rng.integers(1, 50)) - rng.uniform(-20, 50)
+        ang = rng.uniform(0, np.pi) if k % 4 else (0.0, np.pi / 2, np.pi / 4)[k % 3]
+        c, s, half = np.cos(ang), np.sin(ang), rng.uniform(0.5, 8.0)
+        d = (-s) * bx[None, :] + c * by[:, None]
+        assert set(zip(*np.nonzero(np.abs(d) < half))) == set(zip(*_band(bx, by, c, s, half)))

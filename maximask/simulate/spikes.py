@@ -136,6 +136,29 @@ class _StarRadius:
         return float(self.rcum[n - 1]) if n > 0 else 0.0
 
 
+def _runs(lo: np.ndarray, hi: np.ndarray, offset: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each row i, the indices j in [0, n) with lo[i] < offset + j < hi[i]: (rows, js)."""
+    jlo = np.clip(np.floor(lo - offset).astype(np.int64) + 1, 0, n)
+    jhi = np.clip(np.ceil(hi - offset).astype(np.int64), 0, n)
+    counts = np.maximum(jhi - jlo, 0)
+    total = int(counts.sum())
+    rows = np.repeat(np.arange(lo.size), counts)
+    starts = np.repeat(jlo - (np.cumsum(counts) - counts), counts)
+    return rows, starts + np.arange(total)
+
+
+def _band(bx: np.ndarray, by: np.ndarray, c: float, s: float, half: float) -> tuple[np.ndarray, np.ndarray]:
+    """Local (row, column) indices of the box pixels with ``|-s x + c y| < half`` (x = bx[col], y = by[row])."""
+    if abs(s) >= abs(c):  # steep line: an x-interval per row
+        a, b = (c * by - half) / s, (c * by + half) / s
+        ly, lx = _runs(np.minimum(a, b), np.maximum(a, b), bx[0], bx.size)
+    else:  # shallow line: a y-interval per column
+        a, b = (s * bx - half) / c, (s * bx + half) / c
+        lx, ly = _runs(np.minimum(a, b), np.maximum(a, b), by[0], by.size)
+    keep = np.abs((-s) * bx[lx] + c * by[ly]) < half
+    return ly[keep], lx[keep]
+
+
 def _spike_length(amp0: float, gamma: float, r_c: float, level: float) -> float:
     """Distance (px) where the spike ``amp0 (1 + (r / r_c)^2)^(-gamma / 2)`` falls to ``level``."""
     r2 = (amp0 / level) ** (2.0 / gamma) - 1.0 if amp0 > 0 else -1.0
@@ -281,16 +304,13 @@ def inject_spikes(
             continue
         bx = np.arange(x0, x1, dtype=np.float64) - xs
         by = np.arange(y0, y1, dtype=np.float64) - ys
-        bw = x1 - x0
         for (ang, wgt), (grid, lsf), side in zip(lines, lsfs, sides):
             c, s = np.cos(ang), np.sin(ang)
             half = float(np.abs(grid[lsf > 0.05 * sigma / max(amp0 * wgt, 1e-300)]).max(initial=1.0))
-            d = (-s) * bx[None, :] + c * by[:, None]
-            loc = np.flatnonzero(np.abs(d) < half)
-            if not loc.size:
+            ly, lx = _band(bx, by, c, s, half)
+            if not ly.size:
                 continue
-            dl = d.reshape(-1)[loc]
-            ly, lx = np.divmod(loc, bw)
+            dl = (-s) * bx[lx] + c * by[ly]
             t = bx[lx] * c + by[ly] * s
             along = amp0 * wgt * (1.0 + (t / r_c) ** 2) ** (-gamma / 2.0) * np.where(t >= 0, side[0], side[1])
             val = along * np.interp(dl, grid, lsf, left=0.0, right=0.0)
