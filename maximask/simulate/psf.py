@@ -284,7 +284,8 @@ def render_points(
     # a power-law population are faint: this keeps crowded fields fast)
     sel = ~wide
     if sel.any():
-        pad = h
+        # pad so that every stamp pixel of every star falls inside the padded canvas
+        pad = h + int(max(0, -ix[sel].min(), -iy[sel].min(), ix[sel].max() - nx + 1, iy[sel].max() - ny + 1))
         W = nx + 2 * pad
         H = ny + 2 * pad
         acc = np.zeros(H * W)
@@ -293,16 +294,17 @@ def render_points(
         else:
             ratio = flux * centre_peak / (0.15 * floor)
             half = np.array([min(h, psf.wide_radius(r)) for r in ratio]) if x.size < 64 else _radii(psf, ratio, h)
+        base = (iy + pad) * W + (ix + pad)
         for hh in np.unique(half[sel]):
-            grp = sel & (half == hh)
+            grp = np.flatnonzero(sel & (half == hh))
             hh = int(hh)
             dy, dx = np.mgrid[-hh : hh + 1, -hh : hh + 1]
-            rows = iy[grp, None, None] + pad + dy[None]
-            cols = ix[grp, None, None] + pad + dx[None]
-            ok = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
-            vals = flux[grp, None, None] * stack[:, :, h - hh : h + hh + 1, h - hh : h + hh + 1][py[grp], px[grp]]
-            acc += np.bincount((rows * W + cols)[ok], weights=vals[ok], minlength=H * W)
+            flat = base[grp, None, None] + (dy * W + dx)[None]
+            vals = stack[:, :, h - hh : h + hh + 1, h - hh : h + hh + 1][py[grp], px[grp]]
+            vals *= flux[grp, None, None]
+            acc += np.bincount(flat.ravel(), weights=vals.ravel(), minlength=H * W)
         canvas += acc.reshape(H, W)[pad : pad + ny, pad : pad + nx]
+
     # --- bright stars: exact phased core + GalSim wings (drawn once, at phase 0,
     # for the largest radius needed; the wings are smooth, so the sub-pixel
     # phase does not matter there)

@@ -39,7 +39,7 @@ from maximask.simulate.psf import PsfModel, draw_psf, fft_convolve_same, render_
 __all__ = ["SkyParameters", "draw_sky_parameters", "make_clean_scene", "render_galaxies", "fft_convolve_same"]
 
 #: Stamp sizes (pixels) used to batch galaxy profiles.
-_GAL_STAMPS = (9, 17, 33, 65, 129)
+_GAL_STAMPS = (7, 11, 17, 25, 37, 55, 81, 129)
 
 #: Galaxies per pixel^2 at most (deep high-latitude fields down to the noise).
 _MAX_GALAXY_DENSITY = 4e-3
@@ -252,7 +252,8 @@ def render_galaxies(
     Each galaxy is ``(1 - B) * Sersic(n, r_e) + B * deVaucouleurs(r_e / 2)``
     (``B`` = ``bulge_frac``), elliptical with axis ratio ``q`` and position
     angle ``pa`` (radians), truncated at the batch stamp and normalised to
-    ``flux``. Profiles are evaluated on 2x2 (small stamps) sub-samples.
+    ``flux``. Stamps extend to ~4 r_e; profiles are evaluated on 2x2
+    sub-samples in stamps up to 11 px (small galaxies), at pixel centres beyond.
 
     Parameters
     ----------
@@ -263,13 +264,13 @@ def render_galaxies(
     if len(x) == 0:
         return
     ny, nx = canvas.shape
-    need = 2 * np.ceil(np.minimum(5.0 * r_e + 2.0, 64)) + 1
+    need = 2 * np.ceil(np.minimum(4.0 * r_e + 1.5, 64)) + 1
     group = np.searchsorted(np.array(_GAL_STAMPS), need)
     group = np.minimum(group, len(_GAL_STAMPS) - 1)
     for gi in np.unique(group):
         idx = np.flatnonzero(group == gi)
         s = _GAL_STAMPS[gi]
-        ss = 2 if s <= 17 else 1
+        ss = 2 if s <= 11 else 1
         h = s // 2
         ix = np.rint(x[idx]).astype(np.int64)
         iy = np.rint(y[idx]).astype(np.int64)
