@@ -32,7 +32,8 @@ brightest).  When there is none, the injector adds one bright star itself
 frame; if its spike would not be visible over 1.5 times the minimum length
 below, the image's spike strength is raised, up to 0.05, then the star is
 made brighter):
-its PSF image (the scene PSF continued by an r^-3 aureole beyond the stamp)
+its PSF image (the scene PSF stamp, continued beyond it by a power-law wing
+matched to the stamp's outer ring, slope r^-2 to r^-4)
 is added to ``scene.image`` with photon noise and to ``scene.clean`` and
 ``scene.source_image`` (noise-free), it is
 appended to ``scene.sources`` and its pixels above 10 sigma_U are marked BBG
@@ -87,15 +88,33 @@ def bright_star_threshold(scene: Scene) -> float:
     return float(min(0.5 * max(scene.saturation - scene.sky_level, 0.0), 1000.0 * scene.sigma))
 
 
+def _wing(psf: np.ndarray) -> tuple[float, float, float]:
+    """Power-law continuation of the PSF beyond its stamp: (r_e, v_e, n), v(r) = v_e (r_e / r)^n.
+
+    ``v_e`` is the azimuthal mean of the stamp in the ring ``h - 1 <= r < h``
+    (``h`` the stamp half-size) at its mean radius ``r_e``; ``n`` is the local
+    log-log slope between the rings at ``h / 2`` and ``h``, clipped to [2, 4]
+    (an aureole falls no faster than r^-4).
+    """
+    h = psf.shape[0] // 2
+    yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
+    r = np.hypot(xx, yy)
+    outer = (r >= h - 1) & (r < h)
+    inner = (r >= h / 2 - 0.5) & (r < h / 2 + 0.5)
+    if h < 3 or not outer.any() or not inner.any():
+        return float(max(h, 1)), 0.0, 3.0
+    r_e, v_e = float(r[outer].mean()), float(max(psf[outer].mean(), 0.0))
+    r_i, v_i = float(r[inner].mean()), float(max(psf[inner].mean(), 0.0))
+    n = np.log(v_i / v_e) / np.log(r_e / r_i) if v_e > 0 and v_i > 0 and r_e > r_i else 3.0
+    return r_e, v_e, float(np.clip(n, 2.0, 4.0))
+
+
 def _star_image(psf: np.ndarray, flux: float, sigma: float, x: float, y: float, shape) -> tuple[np.ndarray, tuple[slice, slice]]:
-    """Star of total ``flux`` at (x, y): the PSF stamp continued by an r^-3 aureole."""
-    k = psf.shape[0]
-    h = k // 2
-    border = np.concatenate([psf[0], psf[-1], psf[:, 0], psf[:, -1]])
-    v_e = float(max(border.mean(), 0.0))
-    r_e = float(h)
-    # aureole radius where it falls below 0.02 sigma
-    rmax = r_e * (flux * v_e / (0.02 * sigma)) ** (1 / 3) if v_e > 0 else r_e
+    """Star of total ``flux`` at (x, y): the PSF stamp inside ``r_e``, its power-law wing outside."""
+    h = psf.shape[0] // 2
+    r_e, v_e, n = _wing(psf)
+    # wing radius where it falls below 0.02 sigma
+    rmax = r_e * (flux * v_e / (0.02 * sigma)) ** (1 / n) if v_e > 0 else r_e
     rmax = int(np.ceil(min(max(rmax, h + 1), 2 * max(shape))))
     ny, nx = shape
     xi, yi = int(round(x)), int(round(y))
@@ -106,18 +125,21 @@ def _star_image(psf: np.ndarray, flux: float, sigma: float, x: float, y: float, 
     yy = np.arange(y0, y1)[:, None] - yi
     xx = np.arange(x0, x1)[None, :] - xi
     r = np.sqrt(xx * xx + yy * yy)
-    img = v_e * (r_e / np.maximum(r, r_e)) ** 3
-    # the stamp itself where it covers the box
+    img = v_e * (r_e / np.maximum(r, r_e)) ** n
+    # the stamp itself inside r_e
     sy0, sy1 = max(yi - h, y0), min(yi + h + 1, y1)
     sx0, sx1 = max(xi - h, x0), min(xi + h + 1, x1)
     if sy1 > sy0 and sx1 > sx0:
-        img[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = psf[sy0 - yi + h : sy1 - yi + h, sx0 - xi + h : sx1 - xi + h]
+        sub = img[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
+        stamp = psf[sy0 - yi + h : sy1 - yi + h, sx0 - xi + h : sx1 - xi + h]
+        inside = r[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] < r_e
+        sub[inside] = stamp[inside]
     img *= flux
     return img, (slice(y0, y1), slice(x0, x1))
 
 
 class _StarRadius:
-    """Radius (px) out to which a star of a given peak stays above sigma (PSF, then r^-3 aureole)."""
+    """Radius (px) out to which a star of a given peak stays above sigma (PSF, then its wing)."""
 
     def __init__(self, psf: np.ndarray):
         h = psf.shape[0] // 2
@@ -125,13 +147,12 @@ class _StarRadius:
         order = np.argsort(-psf.ravel())
         self.neg_vals = -psf.ravel()[order] / psf.max()  # increasing
         self.rcum = np.maximum.accumulate(np.hypot(xx, yy).ravel()[order])
-        border = np.concatenate([psf[0], psf[-1], psf[:, 0], psf[:, -1]])
-        self.edge = float(border.mean() / psf.max())
-        self.h = h
+        self.r_e, v_e, self.n = _wing(psf)
+        self.edge = v_e / float(psf.max())
 
     def __call__(self, peak: float, sigma: float) -> float:
         if self.edge * peak > sigma:
-            return float(self.h * (self.edge * peak / sigma) ** (1.0 / 3.0))
+            return float(self.r_e * (self.edge * peak / sigma) ** (1.0 / self.n))
         n = int(np.searchsorted(self.neg_vals, -sigma / peak))  # pixels above sigma / peak
         return float(self.rcum[n - 1]) if n > 0 else 0.0
 
