@@ -128,3 +128,14 @@ def test_cli_rejects_unknown_contaminant(tmp_path):
 
     with pytest.raises(SystemExit, match="unknown XX"):
         main(["maximask", str(tmp_path), "--n", "1", "--contaminants", "CR,XX", "--quiet"])
+
+
+def test_generation_resumes_and_replaces_stale_shards(tmp_path):
+    job = ShardJob(kind="maximask", shape=(32, 32))
+    paths = generate_shards(tmp_path, job, n=4, seed=1, shard_size=2)
+    stamp = paths[0].stat().st_mtime_ns
+    paths[1].unlink()
+    generate_shards(tmp_path, job, n=4, seed=1, shard_size=2)
+    assert paths[0].stat().st_mtime_ns == stamp and paths[1].exists()
+    generate_shards(tmp_path, job, n=4, seed=2, shard_size=2)  # other seed: rewritten
+    assert np.array_equal(load_shards(tmp_path, keys=("seed",))["seed"], sample_seeds(2, 4))

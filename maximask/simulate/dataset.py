@@ -16,8 +16,9 @@ float32 (N,) (ADU, e-/ADU, e-).
 Seeds: per-sample seeds are derived from one run seed with
 ``np.random.SeedSequence(seed).spawn(n)``, so sample ``i`` is the same whatever
 the shard size, the number of workers or the order of generation. Shards are
-written atomically (temporary file + rename); an existing complete shard is
-skipped, so an interrupted run resumes.
+written atomically (temporary file + rename); an existing shard holding exactly
+the same seeds and job is skipped, so an interrupted run resumes (any other
+shard of the same name is overwritten).
 """
 
 from __future__ import annotations
@@ -152,11 +153,14 @@ def _build_shard(args: tuple) -> tuple[int, int]:
     return k, len(seeds)
 
 
-def _shard_complete(path: Path, n: int) -> bool:
+def _shard_complete(path: Path, seeds: np.ndarray, job: ShardJob) -> bool:
+    """True if ``path`` is a readable shard of exactly these seeds and this job."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return z["seed"].shape[0] == n
-    except Exception:
+            same_seeds = np.array_equal(z["seed"], seeds)
+            same_job = json.loads(str(z["meta"])).get("job") == json.loads(json.dumps(job.to_dict()))
+            return bool(same_seeds and same_job)
+    except (OSError, ValueError, KeyError):
         return False
 
 
@@ -203,7 +207,7 @@ def generate_shards(
         chunk = seeds[start : start + shard_size]
         path = out / f"shard_{k:05d}.npz"
         paths.append(path)
-        if path.exists() and _shard_complete(path, len(chunk)):
+        if path.exists() and _shard_complete(path, chunk, job):
             if progress:
                 progress(len(chunk))
             continue
