@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# How the default models shipped in maximask/models/ are made, end to end, on a CPU machine.
+#
+#   scripts/train_default_models.sh WORK_DIR [REAL_DATA_DIR]
+#
+# REAL_DATA_DIR holds the real detector data the simulator draws cosmic rays from (a 900 s dark
+# and the ITL cosmic-ray footprint table, see docs/simulator.md); without it only simulated hits
+# are used. Every step is seeded; a step whose output exists is skipped, so the script resumes.
+# Threads: each training uses THREADS CPU threads (default 2).
+set -euo pipefail
+WORK=${1:?usage: $0 WORK_DIR [REAL_DATA_DIR]}
+REAL=${2:-}
+THREADS=${THREADS:-2}
+REAL_OPT=()
+[ -n "$REAL" ] && REAL_OPT=(--real-data "$REAL")
+mkdir -p "$WORK"
+sim() { local out=$1; shift; [ -e "$WORK/$out/dataset.json" ] || maximask-sim "$@" "$WORK/$out" "${REAL_OPT[@]}" --quiet; }
+
+# 1. Data (128x128 patches; seeds differ between sets).
+sim train       maximask  --n 10000 --size 128 --seed 1
+sim val         maximask  --n 512   --size 128 --seed 2
+sim track_train maxitrack --n 6144  --size 128 --seed 11
+sim track_val   maxitrack --n 512   --size 128 --seed 12
+
+# 2. MaxiMask: width 0.25, cosine schedule, dihedral augmentation (docs/models.md gives the
+#    steps actually run for the shipped file; --resume continues an interrupted run).
+maximask-train maximask --data "$WORK/train" --val "$WORK/val" --run-dir "$WORK/runs/maximask_w025" \
+    --width 0.25 --batch-size 8 --lr 1.5e-3 --lr-schedule cosine --warmup-steps 100 --augment \
+    --steps "${MAXIMASK_STEPS:-6000}" --checkpoint-every 100 --val-every 500 --log-every 20 \
+    --threads "$THREADS" --device cpu --no-progress --resume
+
+# 3. MaxiTrack: width 0.5 on 128x128 images.
+maximask-train maxitrack --data "$WORK/track_train" --val "$WORK/track_val" --run-dir "$WORK/runs/maxitrack_w05" \
+    --width 0.5 --batch-size 32 --lr 1e-3 --lr-schedule cosine --warmup-steps 50 --augment \
+    --steps "${MAXITRACK_STEPS:-1500}" --checkpoint-every 100 --val-every 250 --log-every 20 \
+    --threads "$THREADS" --device cpu --no-progress --resume
+
+# 4. Ship: copy the exported model files into the package.
+cp "$WORK/runs/maximask_w025/maximask.safetensors" "$WORK/runs/maximask_w025/maximask.json" maximask/models/
+cp "$WORK/runs/maxitrack_w05/maxitrack.safetensors" "$WORK/runs/maxitrack_w05/maxitrack.json" maximask/models/
