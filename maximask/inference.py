@@ -34,6 +34,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from maximask.posterior import (
     INVALID_BIT,
@@ -55,6 +56,7 @@ __all__ = [
     "plan_axis",
     "plan_tiles",
     "predict_logits",
+    "lean_forward",
     "MaskPredictor",
     "TrackPredictor",
     "allocate_output",
@@ -63,9 +65,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Default tile side in pixels (multiple of :data:`ALIGN`).
-DEFAULT_TILE = 512
+DEFAULT_TILE = 1024
 #: Default pixels cropped on each side a tile shares with another one.
-DEFAULT_MARGIN = 64
+DEFAULT_MARGIN = 128
 #: Tile origins are multiples of this (2**5 for the 5 poolings of MaxiMaskNet).
 ALIGN = 32
 #: Outputs larger than this many bytes are kept in a temporary memory-mapped file.
@@ -102,6 +104,75 @@ def configure_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+# --------------------------------------------------------------------------- lean forward
+
+
+def _unpool(x: torch.Tensor, indices: torch.Tensor, size) -> torch.Tensor:
+    return F.max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=size[-2:])
+
+
+def _unpool_add_(x: torch.Tensor, indices: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``skip += max_unpool2d(x, indices)``, in place, without the zero-filled intermediate."""
+    b, c, h, w = skip.shape
+    if skip.is_contiguous(memory_format=torch.channels_last) and not skip.is_contiguous():
+        s3 = skip.permute(0, 2, 3, 1).view(b, h * w, c)
+        s3.scatter_add_(1, indices.permute(0, 2, 3, 1).reshape(b, -1, c), x.permute(0, 2, 3, 1).reshape(b, -1, c))
+    else:
+        skip = skip.contiguous()
+        skip.view(b, c, -1).scatter_add_(2, indices.contiguous().view(b, c, -1), x.contiguous().view(b, c, -1))
+    return skip
+
+
+def lean_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits of :class:`~maximask.nets.MaxiMaskNet` for inference, with less memory and time.
+
+    Same arithmetic as ``model(x)`` (up to float summation order): the decoder's
+    unpooling is added in place into the encoder's maps, and the last
+    convolution over the 5 concatenated pre-predictions is applied as a sum of
+    5 convolutions, each pre-prediction being dropped as soon as it is used.
+
+    Parameters
+    ----------
+    model : MaxiMaskNet
+    x : Tensor, shape (B, 1, H, W)
+
+    Returns
+    -------
+    Tensor, shape (B, n_classes, H, W): logits.
+    """
+    n_levels = len(model.encoder) - 1
+    skips, indices, sizes = [], [], []
+    h = x
+    for level in range(n_levels):
+        h = model.encoder[level](h)
+        skips.append(h)
+        sizes.append(h.shape)
+        h, idx = F.max_pool2d(h, kernel_size=2, stride=2, ceil_mode=True, return_indices=True)
+        indices.append(idx)
+    h = model.encoder[n_levels](h)
+    dec = {}
+    for level in range(n_levels - 1, -1, -1):
+        h = _unpool_add_(h, indices[level], skips[level])
+        skips[level] = None
+        h = model.decoder[level](h)
+        dec[level] = h
+    del h
+    n_cls = model.head.out_channels
+    weight, bias = model.head.weight, model.head.bias
+    acc = None
+    starts = list(range(n_levels - 1, 0, -1))
+    for i, (start, path) in enumerate(zip(starts, model.ucps)):
+        u = dec.pop(start)
+        for conv, level in zip(path, range(start - 1, -1, -1)):
+            u = conv(_unpool(u, indices[level], sizes[level]))
+        part = F.conv2d(u, weight[:, i * n_cls : (i + 1) * n_cls], bias if acc is None else None, padding=1)
+        del u
+        acc = part if acc is None else acc.add_(part)
+        del part
+    i = len(starts)
+    return acc.add_(F.conv2d(dec.pop(0), weight[:, i * n_cls : (i + 1) * n_cls], None, padding=1))
+
+
 # --------------------------------------------------------------------------- tiling
 
 
@@ -131,6 +202,10 @@ class Tile:
 def plan_axis(n: int, tile: int, margin: int, align: int = ALIGN) -> list[tuple[int, int, int, int]]:
     """Windows along one axis of length ``n``.
 
+    The fewest windows of at most about ``tile`` pixels whose kept parts leave
+    ``margin`` pixels of every shared side are used, and their size is then
+    reduced to what that number of windows needs (less wasted overlap).
+
     Returns
     -------
     list of (start, stop, keep_start, keep_stop). Windows start at multiples of
@@ -139,30 +214,24 @@ def plan_axis(n: int, tile: int, margin: int, align: int = ALIGN) -> list[tuple[
     """
     if n <= 0:
         return []
-    if tile % align or tile <= 2 * margin or (tile - 2 * margin) < align:
-        msg = f"tile ({tile}) must be a multiple of {align} larger than 2*margin+{align} ({2 * margin + align})"
+    if tile % align or (tile - 2 * margin) < align:
+        msg = f"tile ({tile}) must be a multiple of {align} and at least 2*margin+{align} ({2 * margin + align})"
         raise ValueError(msg)
-    if n <= tile:
+    if n <= tile + align:
         return [(0, n, 0, n)]
-    stride = ((tile - 2 * margin) // align) * align
-    starts = [0]
-    while starts[-1] + tile < n:
-        nxt = starts[-1] + stride
-        if nxt + tile >= n:
-            last = ((n - tile) // align) * align
-            if last <= starts[-1]:
-                break  # the previous window is simply extended to n
-            starts.append(last)
+    k = math.ceil((n - 2 * margin) / (tile - 2 * margin))
+    size = math.ceil((n + 2 * margin * (k - 1)) / k / align) * align
+    while True:
+        starts = [((j * (n - size)) // (k - 1)) // align * align for j in range(k)]
+        stops = [s + size for s in starts[:-1]] + [n]
+        if all(stops[j] - starts[j + 1] >= 2 * margin for j in range(k - 1)):
             break
-        starts.append(nxt)
-    windows = []
-    for k, s in enumerate(starts):
-        e = n if k == len(starts) - 1 else s + tile
-        windows.append([s, e, 0, n])
-    for k in range(len(windows) - 1):
-        boundary = (windows[k + 1][0] + windows[k][1]) // 2
-        windows[k][3] = boundary
-        windows[k + 1][2] = boundary
+        size += align
+    windows = [[s, e, 0, n] for s, e in zip(starts, stops)]
+    for j in range(k - 1):
+        boundary = (windows[j + 1][0] + windows[j][1]) // 2
+        windows[j][3] = boundary
+        windows[j + 1][2] = boundary
     return [tuple(w) for w in windows]
 
 
@@ -228,13 +297,19 @@ def predict_logits(
     if channels_last is None:
         channels_last = device.type == "cpu"
     tiles = plan_tiles(image.shape, tile, margin)
+    from maximask.nets import MaxiMaskNet
+
+    if channels_last:  # NCHW convolutions with few channels are several times slower on CPU
+        model = model.to(memory_format=torch.channels_last)
+
+    forward = (lambda x: lean_forward(model, x)) if isinstance(model, MaxiMaskNet) else model
     with torch.inference_mode():
         for batch in _batches(tiles, max(1, int(batch_size))):
             arr = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch])[:, None]
             x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
+            logits = forward(x)
             for t, out in zip(batch, logits):
                 yield t, out[:, t.ky0 - t.y0 : t.ky1 - t.y0, t.kx0 - t.x0 : t.kx1 - t.x0]
             if progress is not None:
