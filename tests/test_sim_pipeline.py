@@ -86,6 +86,7 @@ def test_shards_round_trip_and_seed_regeneration(tmp_path):
         meta = json.loads(str(z["meta"]))
     assert len(meta["samples"]) == 2
     assert not list(tmp_path.glob(".*tmp"))
+    assert json.loads((tmp_path / "dataset.json").read_text())["complete"] is True
 
 
 def test_parallel_generation_equals_serial(tmp_path):

@@ -28,7 +28,7 @@ import multiprocessing as mp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -179,7 +179,8 @@ def generate_shards(
     Parameters
     ----------
     out_dir : path-like
-        Created if needed; ``dataset.json`` describing the run is written too.
+        Created if needed. ``dataset.json`` (job, n, seed, shard count) is
+        written last, once every shard exists: its presence marks a complete set.
     n : int
         Number of samples.
     seed : int
@@ -212,8 +213,9 @@ def generate_shards(
                 progress(len(chunk))
             continue
         tasks.append((job, str(out), k, chunk))
-    info = {"job": job.to_dict(), "n": n, "seed": seed, "shard_size": shard_size, "shards": len(paths)}
-    (out / "dataset.json").write_text(json.dumps(info, indent=2))
+    done = out / "dataset.json"
+    if done.exists():
+        done.unlink()  # written again only once every shard of this run exists
     if workers == 1 or len(tasks) <= 1:
         for t in tasks:
             _, m = _build_shard(t)
@@ -225,4 +227,8 @@ def generate_shards(
             for _, m in pool.imap_unordered(_build_shard, tasks):
                 if progress:
                     progress(m)
+    info = {"job": job.to_dict(), "n": n, "seed": seed, "shard_size": shard_size, "shards": len(paths), "complete": True}
+    tmp = out / ".dataset.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, done)
     return paths
