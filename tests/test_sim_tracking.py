@@ -61,3 +61,9 @@ def test_twins_identical_with_delta_kernel_and_differ_with_a_path():
     img0, lab0, _ = simulate_tracking_sample((48, 48), rng=np.random.default_rng(2), label=0)
     assert lab0 == 0
     np.testing.assert_array_equal(img0, untracked)
+
+
+def test_fields_have_bright_stars_to_smear():
+    for seed in range(3):
+        _, _, meta = simulate_tracking_sample((96, 96), rng=np.random.default_rng(seed))
+        assert meta["expected_bright_stars"] >= 8 or meta["sky_draws"] == 30

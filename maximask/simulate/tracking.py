@@ -24,6 +24,11 @@ Paths (``kind``):
 The path's extent is log-uniform between ``max(3, fwhm)`` and
 ``max(45, 8 fwhm)`` pixels (a few to tens of pixels).
 
+A smear can only be seen on sources: the sky parameters of a MaxiTrack
+sample are redrawn (from their own stream, whatever the label) until at
+least ``min_bright_stars`` (default 8) stars brighter than 20 sigma_U are
+expected in the image; very sparse fields would give unlearnable labels.
+
 Labels are balanced: label 1 (tracking error) with probability 1/2.  The
 label-0 twin of a sample is the same scene without the smear: same sky
 parameters, same source list, same noise field and same local contaminants
@@ -37,7 +42,14 @@ import numpy as np
 from maximask.preprocess import compress, estimate_background
 from maximask.simulate.trails import loguniform
 
-__all__ = ["TRACKING_KINDS", "draw_tracking_kernel", "render_path", "simulate_tracking_sample", "simulate_tracking_pair"]
+__all__ = [
+    "TRACKING_KINDS",
+    "draw_tracking_kernel",
+    "render_path",
+    "expected_bright_stars",
+    "simulate_tracking_sample",
+    "simulate_tracking_pair",
+]
 
 #: Path families and their default probabilities.
 TRACKING_KINDS = {"drift": 0.3, "jump": 0.2, "curved": 0.15, "wind": 0.25, "walk": 0.1}
@@ -186,15 +198,39 @@ def _smeared_psf(psf: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out / out.sum()
 
 
-def _render(shape, seeds, kernel, *, probabilities, offset_sigma):
+def expected_bright_stars(params, level: float = 20.0) -> float:
+    """Expected number of stars with a peak above ``level`` sigma_U in the image (truncated Pareto counts)."""
+    ny, nx = params.shape
+    a = 2.5 * float(params.star_slope)
+    fmin, fmax = 0.3 * params.sigma, max(float(params.max_star_peak), 0.6 * params.sigma)
+    f = level * params.sigma
+    if f >= fmax:
+        return 0.0
+    frac = (f ** (-a) - fmax ** (-a)) / (fmin ** (-a) - fmax ** (-a))
+    return float(params.star_density * ny * nx * frac)
+
+
+def _draw_params(shape, seed: int, min_bright_stars: float):
+    """Sky parameters with enough bright stars to show a smear (up to 30 draws from ``seed``)."""
+    from maximask.simulate.sky import draw_sky_parameters
+
+    prng = np.random.default_rng(seed)
+    params = None
+    for attempt in range(30):
+        params = draw_sky_parameters(tuple(shape), rng=np.random.default_rng(int(prng.integers(0, 2**63 - 1))))
+        if expected_bright_stars(params) >= min_bright_stars:
+            break
+    return params, attempt + 1
+
+
+def _render(shape, params, seeds, kernel, *, probabilities, offset_sigma):
     """Clean scene (smeared by ``kernel`` if given) + local contaminants + compression."""
     import maximask.simulate  # noqa: F401  (registers the injectors)
     from maximask.simulate.base import get_injector
     from maximask.simulate.pipeline import CONTAMINANT_ORDER, DEFAULT_PROBABILITIES
-    from maximask.simulate.sky import draw_sky_parameters, make_clean_scene
+    from maximask.simulate.sky import make_clean_scene
 
-    s_params, s_scene, s_cont, s_comp = (int(s) for s in seeds)
-    params = draw_sky_parameters(tuple(shape), rng=np.random.default_rng(s_params))
+    s_scene, s_cont, s_comp = (int(s) for s in seeds)
     scene = make_clean_scene(params, rng=np.random.default_rng(s_scene), smear_kernel=kernel)
     probs = dict(DEFAULT_PROBABILITIES)
     if probabilities:
@@ -243,6 +279,7 @@ def simulate_tracking_sample(
     kind: str | None = None,
     probabilities: dict | None = None,
     offset_sigma: float | None = None,
+    min_bright_stars: float = 8.0,
 ) -> tuple[np.ndarray, int, dict]:
     """One MaxiTrack training sample.
 
@@ -258,6 +295,9 @@ def simulate_tracking_sample(
     probabilities : presence probabilities of the local contaminants
         (default: the MaxiMask pipeline's).
     offset_sigma : random compression offset in sigma (default: the pipeline's).
+    min_bright_stars : the sky parameters are redrawn (up to 30 times, from their own
+        stream, whatever the label) until this many stars brighter than 20 sigma_U are
+        expected in the image: a smear needs sources to be seen.
 
     Returns
     -------
@@ -268,17 +308,16 @@ def simulate_tracking_sample(
     drawn = int(rng.integers(2))
     lab = drawn if label is None else int(label)
     seeds = rng.integers(0, 2**63 - 1, size=5)
+    params, n_draws = _draw_params(shape, int(seeds[0]), min_bright_stars)
     # the kernel is drawn from its own stream, for both labels
-    from maximask.simulate.sky import draw_sky_parameters
-
-    fwhm = draw_sky_parameters(tuple(shape), rng=np.random.default_rng(int(seeds[0]))).fwhm
-    kern, kinfo = draw_tracking_kernel(fwhm, rng=np.random.default_rng(int(seeds[4])), kind=kind, return_info=True)
+    kern, kinfo = draw_tracking_kernel(params.fwhm, rng=np.random.default_rng(int(seeds[4])), kind=kind, return_info=True)
     if kernel is not None:
         kern = np.asarray(kernel, dtype=np.float64)
         kinfo = {"kind": "given", "size": int(kern.shape[0])}
     osig = _offset_sigma_default() if offset_sigma is None else float(offset_sigma)
-    compressed, _scene, meta = _render(shape, seeds[:4], kern if lab == 1 else None, probabilities=probabilities, offset_sigma=osig)
-    meta.update(label=lab, tracking=kinfo if lab == 1 else None, shape=list(shape))
+    compressed, _scene, meta = _render(shape, params, seeds[1:4], kern if lab == 1 else None, probabilities=probabilities, offset_sigma=osig)
+    meta.update(label=lab, tracking=kinfo if lab == 1 else None, shape=list(shape), sky_draws=n_draws,
+                expected_bright_stars=expected_bright_stars(params))
     return compressed.astype(np.float32, copy=False), lab, meta
 
 
@@ -290,13 +329,14 @@ def simulate_tracking_pair(
     kind: str | None = None,
     probabilities: dict | None = None,
     offset_sigma: float | None = None,
+    min_bright_stars: float = 8.0,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """A tracked sample and its untracked twin from the same rng state.
 
     Returns ``(tracked, untracked, meta)``; both are float32 (H, W).
     """
     state = rng.bit_generator.state
-    kw = dict(kernel=kernel, kind=kind, probabilities=probabilities, offset_sigma=offset_sigma)
+    kw = dict(kernel=kernel, kind=kind, probabilities=probabilities, offset_sigma=offset_sigma, min_bright_stars=min_bright_stars)
     tracked, _, meta = simulate_tracking_sample(shape, rng=rng, label=1, **kw)
     twin_rng = np.random.Generator(type(rng.bit_generator)())
     twin_rng.bit_generator.state = state

@@ -32,7 +32,8 @@ background (``truth_threshold`` x sigma_U, default 0.2), dilated with a 7x7
 square.  Added per Eq. 8, ``C = U + k_T sigma_U / sigma_T  T (.) M(T)`` with
 k_T = 6: ``T / sigma_T`` is the trail in units of its own image's background
 noise, i.e. its peak signal-to-noise ``snr`` (drawn log-uniformly in
-[0.08, 100], so that the per-pixel peak goes from 0.5 to 600 sigma_U).  The
+[0.08, 100] (meteors [0.3, 100]), so that the per-pixel peak goes from 0.5
+to 600 sigma_U).  The
 photon noise of the trail light is added (Poisson, gain of the scene).
 """
 
@@ -251,7 +252,8 @@ def inject_trails(
             x0, y0 = rng.uniform(0, nx), rng.uniform(0, ny)
         else:
             x0, y0 = center
-        a = float(loguniform(rng, 0.08, 100.0)) if snr is None else float(snr)
+        # meteors are seen because they are bright: their range starts higher
+        a = float(loguniform(rng, 0.3 if k == "meteor" else 0.08, 100.0)) if snr is None else float(snr)
         c, s = np.cos(phi), np.sin(phi)
         # visible span along the path
         full = (rng.random() < (0.3 if k == "meteor" else 0.85)) if full_crossing is None else bool(full_crossing)
