@@ -38,6 +38,8 @@ parameters, same source list, same noise field and same local contaminants
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import fftconvolve
 
 from maximask.preprocess import compress, estimate_background
 from maximask.simulate.trails import loguniform
@@ -76,7 +78,9 @@ def _path(kind: str, length: float, rng: np.random.Generator) -> tuple[np.ndarra
     elif kind == "jump":
         n = int(rng.integers(2, 5))
         pts = rng.uniform(-0.5, 0.5, (n, 2)) * length
-        pts[1] = pts[0] + length * np.array([np.cos(a := rng.uniform(0, 2 * np.pi)), np.sin(a)]) * rng.uniform(0.5, 1.0)
+        # the first jump is at least half the extent (the rest may be anywhere)
+        jump_dir = rng.uniform(0, 2 * np.pi)
+        pts[1] = pts[0] + length * rng.uniform(0.5, 1.0) * np.array([np.cos(jump_dir), np.sin(jump_dir)])
         dwell = rng.dirichlet(np.full(n, 2.0))
         transit = rng.uniform(0.0, 0.06)
         seg_t = np.concatenate([dwell * (1 - transit), np.full(n - 1, transit / max(n - 1, 1))])
@@ -123,8 +127,6 @@ def _path(kind: str, length: float, rng: np.random.Generator) -> tuple[np.ndarra
         info.update(n_components=ncomp, cycles=freqs.tolist())
     elif kind == "walk":
         steps = rng.standard_normal((400, 2))
-        from scipy.ndimage import gaussian_filter1d
-
         walk = np.cumsum(gaussian_filter1d(steps, rng.uniform(2.0, 20.0), axis=0), axis=0)
         ti = np.linspace(0, 1, 400)
         x, y = np.interp(t, ti, walk[:, 0]), np.interp(t, ti, walk[:, 1])
@@ -192,8 +194,6 @@ def draw_tracking_kernel(
 
 
 def _smeared_psf(psf: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    from scipy.signal import fftconvolve
-
     out = np.clip(fftconvolve(psf, kernel, mode="full"), 0.0, None)
     return out / out.sum()
 

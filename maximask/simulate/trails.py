@@ -300,8 +300,9 @@ def inject_trails(
                 if rng.random() < 0.6:
                     blink = (loguniform(rng, 8.0, 80.0), loguniform(rng, 2.0, 30.0), rng.uniform(0, 2 * np.pi))
                 lanes.append(((j - (nl - 1) / 2) * sep_px, rng.uniform(0.3, 1.0), blink))
-        # only the band where the profile can matter is computed
-        visible = lsf > 0.002 / (k_t * max(a, 1e-6) * 30.0)
+        # only the band where the profile can matter is computed: down to 1e-4 sigma_U
+        # at the baseline brightness (flares are at most 21 times brighter)
+        visible = lsf * (k_t * max(a, 1e-6)) > 1e-4
         support = float(np.abs(grid[visible]).max()) if visible.any() else 1.0
         band = support + 4.0 * jit + max(abs(l[0]) for l in lanes) + 1.0
         dfull = (-s) * (xs[None, :] - x0) + c * (ys[:, None] - y0)
