@@ -92,3 +92,10 @@ def test_fringe_period_option():
         rows = np.mean(np.sum(np.diff(np.sign(f), axis=1) != 0, axis=1))
         cols = np.mean(np.sum(np.diff(np.sign(f), axis=0) != 0, axis=0))
         assert 0.5 < (rows + cols) / (2 * 128 / period) < 2.5
+
+
+def test_tiny_and_odd_shapes_are_finite():
+    for shape in [(8, 8), (17, 33)]:
+        sc = Scene.empty(shape, sky_level=10.0, sigma=1.0)
+        inject_fringes(sc, rng=np.random.default_rng(0))
+        assert np.isfinite(sc.image).all()

@@ -139,15 +139,16 @@ def fringe_pattern(
     w = 2 * np.pi * cycles
     yy = (w * wedge * np.sin(wa)) * (np.arange(ny, dtype=np.float32)[:, None] - ny / 2)
     xx = (w * wedge * np.cos(wa)) * (np.arange(nx, dtype=np.float32)[None, :] - nx / 2) + rng.uniform(0, 2 * np.pi)
-    phase = np.float32(w / max(hstd, 1e-300)) * field.real + (xx + yy).astype(np.float32)
+    gain = np.float32(w / hstd) if hstd > 0 else np.float32(0.0)
+    phase = gain * field.real + (xx + yy).astype(np.float32)
     ratio = rng.uniform(0.85, 1.2)  # second sky line
     w2 = rng.uniform(0.0, 0.5)
     f = np.cos(phase)
     f += np.float32(w2) * np.cos(np.float32(ratio) * phase + np.float32(rng.uniform(0, 2 * np.pi)))
     # slow contrast modulation (fringes fade in and out)
     contrast = rng.uniform(0.0, 0.6)
-    if contrast > 0:
-        f *= np.maximum(np.float32(contrast / max(hstd, 1e-300)) * field.imag + np.float32(1.0), np.float32(0.1))
+    if contrast > 0 and hstd > 0:
+        f *= np.maximum(np.float32(contrast / hstd) * field.imag + np.float32(1.0), np.float32(0.1))
     if smooth:
         f = tophat_smooth(f)
     f = f.astype(np.float64)
