@@ -177,12 +177,14 @@ def as_image(data) -> np.ndarray:
 
     Pixels masked in ``NDData.mask`` become NaN (invalid). Returns a 2-D image or a 3-D cube.
     """
+    from astropy.nddata import NDData
+
     mask = None
-    if hasattr(data, "data") and hasattr(data, "header") and not isinstance(data, np.ndarray):  # FITS HDU
+    if isinstance(data, NDData):  # NDData, CCDData
         arr = data.data
-    elif hasattr(data, "data") and hasattr(data, "uncertainty"):  # NDData, CCDData
+        mask = data.mask
+    elif hasattr(data, "data") and hasattr(data, "header") and not isinstance(data, np.ndarray):  # FITS HDU
         arr = data.data
-        mask = getattr(data, "mask", None)
     else:
         arr = getattr(data, "value", data)  # Quantity
     if arr is None:
