@@ -11,7 +11,8 @@ Three sources of hit morphologies:
    scaled by ``k_C``) or larger than 64 px are dropped.
 2. **Real footprints of ``cosmic_rays_itl_2017.fits.gz``** (1,764 hits on LSST
    ITL CCDs, rows ``(fp_id, x0, y0, pixel_values)`` = horizontal spans): the
-   table's detection floor (49 e-) is taken as 5 sigma_D (sigma_D = 9.8 e-).
+   table's detection floor (49 e-) is taken as 5 sigma_D (sigma_D = 9.8 e-);
+   footprints peaking below ``min_peak`` sigma_D are dropped as for the dark.
 3. **Simulated hits** (always available, in units of sigma_U): single and
    double pixel hits, straight tracks at random incidence, and curly "worms"
    of thick deep-depletion CCDs, with random charge per pixel and charge
@@ -145,10 +146,15 @@ def extract_dark_hits(path: str | os.PathLike, *, min_peak: float = 24.0, max_si
     return hits
 
 
-def read_itl_footprints(path: str | os.PathLike, *, sigma: float = ITL_SIGMA, max_size: int = 64) -> list[CosmicRayHit]:
+def read_itl_footprints(
+    path: str | os.PathLike, *, sigma: float = ITL_SIGMA, min_peak: float = 24.0, max_size: int = 64
+) -> list[CosmicRayHit]:
     """Read the ITL footprint table into hits (values in units of sigma_D).
 
     Each row is a horizontal span: ``pixel_values`` start at column ``x0`` of row ``y0``.
+    Footprints whose peak is below ``min_peak`` sigma_D (about a third of the
+    table: 1-3 pixel blips of 50-60 e-, invisible after the k_C scaling) or
+    larger than ``max_size`` are dropped.
     """
     from astropy.io import fits
 
@@ -167,6 +173,8 @@ def read_itl_footprints(path: str | os.PathLike, *, sigma: float = ITL_SIGMA, ma
         ymin, xmin = ys.min(), xs0.min()
         h, w = ys.max() - ymin + 1, xs1.max() - xmin
         if h > max_size or w > max_size or h < 1 or w < 1:
+            continue
+        if max(float(spans[r].max()) for r in rows) < min_peak * sigma:
             continue
         vals = np.zeros((h + 2, w + 2))
         for r, y, xa in zip(rows, ys, xs0):
