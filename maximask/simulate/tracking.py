@@ -223,7 +223,7 @@ def _draw_params(shape, seed: int, min_bright_stars: float):
     return params, attempt + 1
 
 
-def _render(shape, params, seeds, kernel, *, probabilities, offset_sigma):
+def _render(shape, params, seeds, kernel, *, probabilities, offset_sigma, options=None):
     """Clean scene (smeared by ``kernel`` if given) + local contaminants + compression."""
     import maximask.simulate  # noqa: F401  (registers the injectors)
     from maximask.simulate.base import get_injector
@@ -247,7 +247,7 @@ def _render(shape, params, seeds, kernel, *, probabilities, offset_sigma):
         if presence_u[i] >= probs.get(name, 0.0):
             continue
         scene.psf = smeared if name in ("TRL", "SP") else psf
-        get_injector(name)(scene, rng=np.random.default_rng(step_seeds[i]))
+        get_injector(name)(scene, rng=np.random.default_rng(step_seeds[i]), **dict((options or {}).get(name, {})))
         present.append(name)
     scene.psf = psf
     scene.finalize_truth()
@@ -280,6 +280,7 @@ def simulate_tracking_sample(
     probabilities: dict | None = None,
     offset_sigma: float | None = None,
     min_bright_stars: float = 8.0,
+    options: dict | None = None,
 ) -> tuple[np.ndarray, int, dict]:
     """One MaxiTrack training sample.
 
@@ -298,6 +299,8 @@ def simulate_tracking_sample(
     min_bright_stars : the sky parameters are redrawn (up to 30 times, from their own
         stream, whatever the label) until this many stars brighter than 20 sigma_U are
         expected in the image: a smear needs sources to be seen.
+    options : extra keyword options per local contaminant, as in the MaxiMask
+        pipeline, e.g. ``{"CR": {"library": lib}}``.
 
     Returns
     -------
@@ -315,7 +318,7 @@ def simulate_tracking_sample(
         kern = np.asarray(kernel, dtype=np.float64)
         kinfo = {"kind": "given", "size": int(kern.shape[0])}
     osig = _offset_sigma_default() if offset_sigma is None else float(offset_sigma)
-    compressed, _scene, meta = _render(shape, params, seeds[1:4], kern if lab == 1 else None, probabilities=probabilities, offset_sigma=osig)
+    compressed, _scene, meta = _render(shape, params, seeds[1:4], kern if lab == 1 else None, probabilities=probabilities, offset_sigma=osig, options=options)
     meta.update(label=lab, tracking=kinfo if lab == 1 else None, shape=list(shape), sky_draws=n_draws,
                 expected_bright_stars=expected_bright_stars(params))
     return compressed.astype(np.float32, copy=False), lab, meta
@@ -330,13 +333,14 @@ def simulate_tracking_pair(
     probabilities: dict | None = None,
     offset_sigma: float | None = None,
     min_bright_stars: float = 8.0,
+    options: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """A tracked sample and its untracked twin from the same rng state.
 
     Returns ``(tracked, untracked, meta)``; both are float32 (H, W).
     """
     state = rng.bit_generator.state
-    kw = dict(kernel=kernel, kind=kind, probabilities=probabilities, offset_sigma=offset_sigma, min_bright_stars=min_bright_stars)
+    kw = dict(kernel=kernel, kind=kind, probabilities=probabilities, offset_sigma=offset_sigma, min_bright_stars=min_bright_stars, options=options)
     tracked, _, meta = simulate_tracking_sample(shape, rng=rng, label=1, **kw)
     twin_rng = np.random.Generator(type(rng.bit_generator)())
     twin_rng.bit_generator.state = state
