@@ -44,6 +44,7 @@ from maximask.simulate.sky import SkyParameters, draw_sky_parameters, make_clean
 __all__ = [
     "CONTAMINANT_ORDER",
     "DEFAULT_PROBABILITIES",
+    "OFFSET_SIGMA",
     "SimulatedSample",
     "simulate_scene",
     "simulate_sample",
@@ -207,6 +208,9 @@ def simulate_scene(
         Random compression offset, units of the background sigma.
     """
     shape = (int(shape[0]), int(shape[1]))
+    if sky_params is not None and tuple(sky_params.shape) != shape:
+        msg = f"sky_params.shape {tuple(sky_params.shape)} differs from shape {shape}"
+        raise ValueError(msg)
     if contaminants is None:
         chosen = list(CONTAMINANT_ORDER)
         probs = dict(DEFAULT_PROBABILITIES)
