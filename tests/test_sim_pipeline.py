@@ -140,3 +140,27 @@ def test_generation_resumes_and_replaces_stale_shards(tmp_path):
     assert paths[0].stat().st_mtime_ns == stamp and paths[1].exists()
     generate_shards(tmp_path, job, n=4, seed=2, shard_size=2)  # other seed: rewritten
     assert np.array_equal(load_shards(tmp_path, keys=("seed",))["seed"], sample_seeds(2, 4))
+
+
+def test_rebinning_augmentation():
+    from maximask.simulate.pipeline import rebin2x2_scene
+    from maximask.simulate.sky import SkyParameters, make_clean_scene
+
+    p = SkyParameters(shape=(64, 64), fwhm=5.0, psf_profile="moffat", psf_params={"beta": 3.0}, sky_level=400.0,
+                      gain=2.0, read_noise=4.0, saturation=50000.0, star_density=3e-3, galaxy_fraction=0.3)
+    fine = make_clean_scene(p, rng=np.random.default_rng(0))
+    coarse = rebin2x2_scene(fine)
+    assert coarse.shape == (32, 32)
+    assert coarse.image.sum() == pytest.approx(fine.image.sum())
+    assert coarse.sigma == pytest.approx(2 * fine.sigma) and coarse.fwhm == pytest.approx(fine.fwhm / 2)
+    assert abs(coarse.psf.sum() - 1) < 1e-9
+    assert np.array_equal(coarse.truth[class_index("BBG")], coarse.source_image > 10 * coarse.sigma)
+    empty = coarse.source_image < 0.01 * coarse.sigma
+    assert np.std((coarse.image - coarse.background)[empty]) == pytest.approx(coarse.sigma, rel=0.15)
+    seen = set()
+    for seed in range(12):
+        s = simulate_scene((32, 32), rng=np.random.default_rng(seed), rebin_probability=1.0, contaminants=["HP"])
+        seen.add(s.meta["rebinned"])
+        if s.meta["rebinned"]:
+            assert s.meta["fwhm"] > 1.8 and s.compressed.shape == (32, 32)
+    assert seen == {True, False}
