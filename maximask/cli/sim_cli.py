@@ -128,10 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                            with_raw=True, fwhm_range=rng_, probabilities={"SAT": 1.0})
             _run(args.out_dir / sub, job, args, sub)
     elif args.command == "maxitrack":
-        rd = _real_data(args.real_data)
-        if rd:  # the tracking samples' CR injector reads the library from the environment
-            os.environ["MAXIMASK_REAL_DATA"] = rd
-        job = ShardJob(kind="maxitrack", shape=(args.size, args.size), real_data=rd)
+        job = ShardJob(kind="maxitrack", shape=(args.size, args.size), real_data=_real_data(args.real_data))
         _run(args.out_dir, job, args, "maxitrack")
     elif args.command == "gallery":
         from maximask.simulate.gallery import write_gallery

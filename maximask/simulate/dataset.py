@@ -91,20 +91,21 @@ def make_sample(job: ShardJob, seed: int) -> dict:
     dict with ``image`` (float32 (H, W)), ``truth`` (uint16) or ``label`` (int),
     ``meta``, and with ``job.with_raw``: ``raw``, ``bkg``, ``sigma``, ``gain``, ``read_noise``.
     """
-    rng = np.random.default_rng(int(seed))
-    if job.kind == "maxitrack":
-        from maximask.simulate.tracking import simulate_tracking_sample
-
-        image, label, meta = simulate_tracking_sample(job.shape, rng=rng)
-        return {"image": image, "label": int(label), "meta": meta}
     import maximask.simulate  # noqa: F401  (registers the injectors)
     from maximask.simulate.cosmic_rays import load_cosmic_ray_library
-    from maximask.simulate.pipeline import simulate_scene
 
+    rng = np.random.default_rng(int(seed))
     options = {}
     lib = load_cosmic_ray_library(job.real_data) if job.real_data else None
     if lib is not None:
         options["CR"] = {"library": lib}
+    if job.kind == "maxitrack":
+        from maximask.simulate.tracking import simulate_tracking_sample
+
+        image, label, meta = simulate_tracking_sample(job.shape, rng=rng, options=options or None)
+        return {"image": image, "label": int(label), "meta": meta}
+    from maximask.simulate.pipeline import simulate_scene
+
     s = simulate_scene(
         job.shape,
         rng=rng,
