@@ -164,3 +164,12 @@ def test_rebinning_augmentation():
         if s.meta["rebinned"]:
             assert s.meta["fwhm"] > 1.8 and s.compressed.shape == (32, 32)
     assert seen == {True, False}
+
+
+def test_cli_maxitrack(tmp_path):
+    from maximask.cli.sim_cli import main
+
+    assert main(["maxitrack", str(tmp_path), "--n", "2", "--size", "32", "--quiet"]) == 0
+    data = ShardArrays(tmp_path, kind="maxitrack")
+    assert len(data) == 2 and set(np.unique(data.targets)) <= {0, 1}
+    assert data.images.dtype == np.float16 and np.isfinite(data.images.astype(np.float32)).all()
