@@ -367,18 +367,9 @@ def image_header(in_header: fits.Header, *, cube: bool = False, planes_axis: boo
     planes_axis : bool
         The output has a class-plane axis.
     """
-    out = fits.Header()
-    for card in in_header.cards:
-        key = card.keyword
-        if key in _STRUCTURAL or _STRUCTURAL_RE.match(key or ""):
-            continue
-        if key in ("COMMENT", "HISTORY", ""):
-            out.append(card, bottom=True)
-            continue
-        try:
-            out.append(card, bottom=True)
-        except Exception:  # noqa: BLE001 - skip cards astropy refuses to copy
-            continue
+    out = in_header.copy(strip=False)
+    for key in {k for k in out.keys() if k in _STRUCTURAL or _STRUCTURAL_RE.match(k or "")}:
+        del out[key]
     if cube and planes_axis:
         _move_axis(out, 3, 4)
     return out
@@ -540,24 +531,15 @@ class FitsWriter:
         dtype = np.dtype(data.dtype)
         bitpix = {np.dtype(np.float32): -32, np.dtype(np.uint8): 8, np.dtype(np.int32): 32, np.dtype(np.int16): 16,
                   np.dtype(np.float64): -64}[dtype.newbyteorder("=")]
-        hdr = fits.Header()
-        if self.n_hdus == 0:
-            hdr["SIMPLE"] = True
-        else:
-            hdr["XTENSION"] = "IMAGE"
-        hdr["BITPIX"] = bitpix
-        hdr["NAXIS"] = data.ndim
-        for k, n in enumerate(reversed(data.shape), 1):
-            hdr[f"NAXIS{k}"] = int(n)
-        if self.n_hdus == 0:
-            hdr["EXTEND"] = True
-        else:
-            hdr["PCOUNT"] = 0
-            hdr["GCOUNT"] = 1
-        for card in header.cards:
-            if card.keyword in _STRUCTURAL or _STRUCTURAL_RE.match(card.keyword or ""):
-                continue
-            hdr.append(card, bottom=True)
+        hdr = header.copy()
+        for key in {k for k in hdr.keys() if k in _STRUCTURAL or _STRUCTURAL_RE.match(k or "")}:
+            del hdr[key]
+        first = [("SIMPLE", True)] if self.n_hdus == 0 else [("XTENSION", "IMAGE")]
+        first += [("BITPIX", bitpix), ("NAXIS", data.ndim)]
+        first += [(f"NAXIS{k}", int(n)) for k, n in enumerate(reversed(data.shape), 1)]
+        first += [("EXTEND", True)] if self.n_hdus == 0 else [("PCOUNT", 0), ("GCOUNT", 1)]
+        for i, card in enumerate(first):
+            hdr.insert(i, card)
         shdu = fits.StreamingHDU(str(self.tmp), hdr)
         try:
             flat = data.reshape(-1, data.shape[-1]) if data.ndim > 1 else data.reshape(1, -1)
