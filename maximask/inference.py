@@ -534,6 +534,9 @@ class TrackPredictor:
             msg = f"prior must lie strictly between 0 and 1, got {prior}"
             raise ValueError(msg)
         self.prior = prior
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:  # 9x9 convolutions are ~1.5x faster channels-last on CPU
+            self.model = self.model.to(memory_format=torch.channels_last)
         pt = (card.get("training_priors") or {}).get("TR")
         # without a training prior the published tool's convention (balanced training, 0.5) applies
         self.shift = 0.0 if prior is None else float(prior_logit_shift(0.5 if pt is None else pt, prior))
@@ -561,7 +564,10 @@ class TrackPredictor:
                     block = compressed[y : y + size, x : x + size]
                     batch[b, 0, : block.shape[0], : block.shape[1]] = block
                     weights.append(valid[y : y + size, x : x + size].sum() / float(size * size))
-                logits = self.model(torch.from_numpy(batch).to(self.device)).float()
+                x = torch.from_numpy(batch).to(self.device)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                logits = self.model(x).float()
                 z = logits[:, 1] - logits[:, 0] - self.shift  # log-odds of class 1, Eq. 26 shift
                 probs.append(torch.sigmoid(z.double()).cpu().numpy())
         return np.concatenate(probs), np.asarray(weights, dtype=np.float64)

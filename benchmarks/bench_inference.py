@@ -1,0 +1,159 @@
+"""Speed and peak memory of MaxiMask and MaxiTrack inference on a synthetic exposure.
+
+Each configuration runs in its own subprocess so that its peak resident memory
+(``ru_maxrss``) is its own. Models have random weights (speed does not depend
+on the weights). Results go to a JSON file and a table on stdout.
+
+    python benchmarks/bench_inference.py --threads 2 --out benchmarks/results.json
+    python benchmarks/bench_inference.py --widths 0.25 --shape 1024 1024 --repeat 1   # quick
+
+Times include everything the command line does per image HDU except FITS
+reading/writing: background and noise (sep), compression, tiling, the network,
+prior update, thresholds and stitching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+
+def _machine() -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def _image(shape, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    img = rng.normal(1000.0, 10.0, shape).astype(np.float32)
+    hits = rng.random(shape) < 1e-4
+    img[hits] += rng.uniform(200, 5000, hits.sum()).astype(np.float32)
+    return img
+
+
+def run_one(cfg: dict) -> dict:
+    """One configuration, in this process."""
+    import resource
+
+    import torch
+
+    from maximask.inference import MaskPredictor, TrackPredictor, configure_threads, plan_tiles
+    from maximask.nets import create_model
+    from maximask.posterior import PosteriorSettings
+
+    configure_threads(cfg["threads"])
+    torch.manual_seed(0)
+    device = torch.device(cfg.get("device", "cpu"))
+    shape = tuple(cfg["shape"])
+    img = _image(shape)
+    times = []
+    if cfg["kind"] == "maximask":
+        model = create_model("maximask", width=cfg["width"]).eval().to(device)
+        settings = PosteriorSettings(thresholds=None) if cfg["output"] == "proba" else PosteriorSettings()
+        pred = MaskPredictor(model, {}, settings, tile=cfg["tile"], margin=cfg["margin"], batch_size=cfg["batch_size"])
+        pred.predict(_image((256, 256), seed=1))  # warm-up (kernel selection)
+        for _ in range(cfg["repeat"]):
+            t = time.perf_counter()
+            out = pred.predict(img)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+            del out
+        tiles = plan_tiles(shape, cfg["tile"], cfg["margin"])
+        computed = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles)
+        extra = {"n_tiles": len(tiles), "overlap_factor": computed / (shape[0] * shape[1])}
+    else:
+        model = create_model("maxitrack", width=cfg["width"]).eval().to(device)
+        pred = TrackPredictor(model, {}, 0.05, batch_size=cfg["batch_size"])
+        pred.predict(_image((400, 400), seed=1))
+        for _ in range(cfg["repeat"]):
+            t = time.perf_counter()
+            pred.predict(img)
+            times.append(time.perf_counter() - t)
+        extra = {}
+    best = min(times)
+    mp = shape[0] * shape[1] / 1e6
+    return {
+        **cfg,
+        **extra,
+        "seconds": times,
+        "best_seconds": best,
+        "mp_per_s": mp / best,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25], help="MaxiMask widths")
+    p.add_argument("--shape", type=int, nargs=2, default=[2048, 4096], metavar=("NY", "NX"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tile", type=int, default=None, help="default: maximask.inference.DEFAULT_TILE")
+    p.add_argument("--margin", type=int, default=None, help="default: maximask.inference.DEFAULT_MARGIN")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--outputs", nargs="+", default=["masks"], choices=["masks", "proba"])
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--no-maxitrack", action="store_true")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="benchmarks/results.json")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one JSON configuration
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return 0
+    from maximask.inference import DEFAULT_MARGIN, DEFAULT_TILE
+
+    base = {"shape": args.shape, "threads": args.threads, "repeat": args.repeat, "device": args.device}
+    configs = [
+        {**base, "kind": "maximask", "width": w, "output": o, "tile": args.tile or DEFAULT_TILE,
+         "margin": DEFAULT_MARGIN if args.margin is None else args.margin, "batch_size": args.batch_size}
+        for w in args.widths for o in args.outputs
+    ]
+    if not args.no_maxitrack:
+        configs.append({**base, "kind": "maxitrack", "width": 1.0, "batch_size": 16})
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    results = {"machine": _machine(), "runs": []}
+    for cfg in configs:
+        r = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True, env=env)
+        if r.returncode:
+            print(r.stderr, file=sys.stderr)
+            return 1
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        results["runs"].append(res)
+        label = f"{res['kind']} width {res['width']}" + (f" {res['output']}" if res["kind"] == "maximask" else "")
+        print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
+              f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(results, fh, indent=2)
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
