@@ -385,16 +385,18 @@ def process_file(
                         logger.info("%s: HDU %d copied (%s)", spec, task.index, task.shape)
                         writer.copy_hdu(hdu)
                     continue
-                data = mio.read_image(hdu, spec)
-                cube = data.ndim == 3
-                n_tiles = predictor.n_tiles(data.shape[-2:]) * (data.shape[0] if cube else 1)
+                cube = len(task.shape) == 3
+                data = _image_source(hdu, spec, task.shape)
+                n_tiles = predictor.n_tiles(task.shape[-2:]) * (task.shape[0] if cube else 1)
                 bar = progress_factory(n_tiles, f"{spec.path.name}[{task.index}]") if progress_factory else None
+                stats: dict = {}
                 try:
-                    out = predictor.predict(data, progress=bar.update if bar else None, tmp_dir=out_path.parent)
+                    out = predictor.predict(data, progress=bar.update if bar else None, tmp_dir=out_path.parent,
+                                            stats=stats)
                 finally:
                     if bar is not None:
                         bar.close()
-                n_invalid = int(np.count_nonzero(~np.isfinite(data)))
+                n_invalid = int(stats.get("n_invalid", 0))
                 if n_invalid:
                     logger.warning("%s: HDU %d has %d non-finite pixels (marked %s in the output)", spec,
                                    task.index, n_invalid, {"proba": "NaN", "masks": "255", "flags": "with bit 8192"}[s.output_kind])
@@ -416,6 +418,22 @@ def process_file(
     finally:
         hdul.close()
     return path
+
+
+def _image_source(hdu, spec, shape):
+    """The HDU's pixels: a float32 array, or for images above ``WINDOW_PIXELS`` its section (read by rows)."""
+    from maximask import io as mio
+    from maximask.inference import WINDOW_PIXELS
+
+    if int(np.prod(shape[-2:])) > WINDOW_PIXELS:
+        try:
+            section = hdu.section
+            _ = np.asarray(section[(0,) * (len(shape) - 1) + (slice(0, 1),)])  # readable this way?
+            logger.info("%s: HDU %s read by rows", spec, hdu.name)
+            return section
+        except Exception:  # noqa: BLE001 - e.g. gzip files have no sections: read it whole
+            logger.info("%s: HDU %s cannot be read by rows, reading it whole", spec, hdu.name)
+    return mio.read_image(hdu, spec)
 
 
 def track_file(

@@ -44,7 +44,7 @@ from maximask.posterior import (
     dilate_masks,
     prior_logit_shift,
 )
-from maximask.preprocess import preprocess_image
+from maximask.preprocess import compress, estimate_background, preprocess_image
 
 __all__ = [
     "DEFAULT_TILE",
@@ -72,6 +72,10 @@ DEFAULT_MARGIN = 128
 ALIGN = 32
 #: Outputs larger than this many bytes are kept in a temporary memory-mapped file.
 MEMMAP_BYTES = 512 * 2**20
+#: Images with more pixels are read, preprocessed and predicted by row windows (bounded memory).
+WINDOW_PIXELS = 16 * 2**20
+#: Extra rows around a row window used for its background map, pixels.
+BACKGROUND_HALO = 128
 
 
 class DeviceError(ValueError):
@@ -293,19 +297,32 @@ def predict_logits(
     logits : torch.Tensor, shape (14, ky1-ky0, kx1-kx0), float32, on the model's device
         Logits of the kept part of the tile.
     """
+    tiles = plan_tiles(image.shape, tile, margin)
+    yield from _run_tiles(model, image, tiles, 0, batch_size=batch_size, channels_last=channels_last, progress=progress)
+
+
+def _run_tiles(
+    model: nn.Module,
+    image: np.ndarray,
+    tiles: Sequence[Tile],
+    y_offset: int,
+    *,
+    batch_size: int = 1,
+    channels_last: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[Tile, torch.Tensor]]:
+    """Tiles (full-image coordinates) of ``image``, whose row 0 is full-image row ``y_offset``."""
+    from maximask.nets import MaxiMaskNet
+
     device = _model_device(model)
     if channels_last is None:
         channels_last = device.type == "cpu"
-    tiles = plan_tiles(image.shape, tile, margin)
-    from maximask.nets import MaxiMaskNet
-
     if channels_last:  # NCHW convolutions with few channels are several times slower on CPU
         model = model.to(memory_format=torch.channels_last)
-
     forward = (lambda x: lean_forward(model, x)) if isinstance(model, MaxiMaskNet) else model
     with torch.inference_mode():
         for batch in _batches(tiles, max(1, int(batch_size))):
-            arr = np.stack([image[t.y0 : t.y1, t.x0 : t.x1] for t in batch])[:, None]
+            arr = np.stack([image[t.y0 - y_offset : t.y1 - y_offset, t.x0 : t.x1] for t in batch])[:, None]
             x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -408,19 +425,25 @@ class MaskPredictor:
 
     def predict_plane(
         self,
-        image: np.ndarray,
+        image,
         out: np.ndarray | None = None,
         *,
         progress: Callable[[int], None] | None = None,
         tmp_dir: str | os.PathLike | None = None,
+        stats: dict | None = None,
     ) -> np.ndarray:
         """Predict one 2-D image.
 
         Parameters
         ----------
-        image : ndarray, shape (ny, nx), any real dtype, image units; NaN/inf allowed
+        image : ndarray (ny, nx), any real dtype, image units; NaN/inf allowed.
+            Or any object with ``shape`` and row slicing (``image[y0:y1]``), e.g. an
+            astropy ``hdu.section``: images above :data:`WINDOW_PIXELS` are then read,
+            preprocessed and predicted by row windows, in bounded memory.
         out : ndarray, shape (n_planes, ny, nx), optional
             Where to write the result (e.g. a slice of a cube's output).
+        stats : dict, optional
+            ``stats["n_invalid"]`` is increased by the number of non-finite pixels.
 
         Returns
         -------
@@ -428,66 +451,108 @@ class MaskPredictor:
         input pixels), uint8 masks (255 there) or int32 bit-coded flags
         (n_planes = 1; :data:`~maximask.posterior.INVALID_BIT` set there).
         """
-        image = np.asarray(image)
-        if image.ndim != 2:
-            msg = f"expected a 2-D image, got shape {image.shape}"
+        if len(image.shape) != 2:
+            msg = f"expected a 2-D image, got shape {tuple(image.shape)}"
             raise ValueError(msg)
-        ny, nx = image.shape
-        compressed, est = preprocess_image(image)
-        invalid = est.invalid
-        del est
+        ny, nx = (int(n) for n in image.shape)
         s = self.settings
         # with dilation, single masks are made from dilated per-class masks at the end
         inner_planes = int(s.flags.sum()) if (s.single_mask and s.dilate) else s.n_planes
-        inner_dtype = np.uint8 if (s.single_mask and s.dilate) else s.dtype
+        inner_dtype = np.dtype(np.uint8) if (s.single_mask and s.dilate) else s.dtype
+        inner_kind = "masks" if (s.single_mask and s.dilate) else s.output_kind
         if out is None:
             out = allocate_output((s.n_planes, ny, nx), s.dtype, tmp_dir=tmp_dir)
-        work = out if inner_planes == s.n_planes and np.dtype(inner_dtype) == out.dtype else allocate_output(
+        work = out if inner_planes == s.n_planes and inner_dtype == out.dtype else allocate_output(
             (inner_planes, ny, nx), inner_dtype, tmp_dir=tmp_dir
         )
-        for t, logits in predict_logits(
-            self.model, compressed, tile=self.tile, margin=self.margin, batch_size=self.batch_size,
-            channels_last=self.channels_last, progress=progress,
-        ):
-            work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
-        del compressed
+
+        def read(a: int, b: int) -> np.ndarray:
+            return np.asarray(image[a:b], dtype=np.float32)
+
+        if ny * nx <= WINDOW_PIXELS:
+            windows = [(0, ny, 0, ny)]
+            sigma = None
+        else:
+            windows = plan_axis(ny, self.tile, self.margin)
+            sigmas = []
+            for w0, w1, _, _ in windows:
+                a, b = max(0, w0 - BACKGROUND_HALO), min(ny, w1 + BACKGROUND_HALO)
+                sigmas.append(estimate_background(read(a, b)).sigma)
+            sigma = float(np.median(sigmas))
+            logger.info("%dx%d image processed in %d row windows (noise %.4g)", ny, nx, len(windows), sigma)
+        cols = plan_axis(nx, self.tile, self.margin)
+        n_invalid = 0
+        for w0, w1, k0, k1 in windows:
+            a, b = (0, ny) if sigma is None else (max(0, w0 - BACKGROUND_HALO), min(ny, w1 + BACKGROUND_HALO))
+            block = read(a, b)
+            est = estimate_background(block)
+            compressed = compress(block, est.background, est.sigma if sigma is None else sigma)[w0 - a : w1 - a]
+            invalid = est.invalid[k0 - a : k1 - a]
+            del block, est
+            if sigma is None:
+                tiles = plan_tiles((ny, nx), self.tile, self.margin)
+            else:
+                tiles = [Tile(w0, w1, c[0], c[1], k0, k1, c[2], c[3]) for c in cols]
+            for t, logits in _run_tiles(self.model, compressed, tiles, w0, batch_size=self.batch_size,
+                                        channels_last=self.channels_last, progress=progress):
+                work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
+            del compressed
+            if invalid.any():
+                n_invalid += int(invalid.sum())
+                region = work[:, k0:k1]
+                if inner_kind == "proba":
+                    region[:, invalid] = np.nan
+                elif inner_kind == "masks":
+                    region[:, invalid] = INVALID_MASK_VALUE
+                else:
+                    region[0, invalid] |= INVALID_BIT
         if s.dilate:
             radii = [s.dilate.get(n, 0) for n in s.selected_names]
             dilate_masks(work, radii)
             if s.single_mask:
-                out[0] = combine_bits(work, s.selected)
+                for y0 in range(0, ny, 2048):
+                    out[0, y0 : y0 + 2048] = combine_bits(work[:, y0 : y0 + 2048], s.selected)
                 del work
-        if invalid.any():
-            kind = s.output_kind
-            if kind == "proba":
-                out[:, invalid] = np.nan
-            elif kind == "masks":
-                out[:, invalid] = INVALID_MASK_VALUE
-            else:
-                out[0, invalid] |= INVALID_BIT
+        if stats is not None:
+            stats["n_invalid"] = stats.get("n_invalid", 0) + n_invalid
         return out
 
-    def predict(self, data: np.ndarray, *, progress=None, tmp_dir=None) -> np.ndarray:
+    def predict(self, data, *, progress=None, tmp_dir=None, stats: dict | None = None) -> np.ndarray:
         """Predict a 2-D image or a 3-D cube (plane by plane).
+
+        ``data`` is an ndarray or an object with ``shape`` and slicing (an astropy
+        ``hdu.section``), see :meth:`predict_plane`.
 
         Returns
         -------
         ndarray: (n_planes, ny, nx) for a 2-D image; for a cube (nz, ny, nx),
         (nz, n_planes, ny, nx), or (nz, ny, nx) for a single mask.
         """
-        data = np.asarray(data) if not isinstance(data, np.ndarray) else data
-        if data.ndim == 2:
-            return self.predict_plane(data, progress=progress, tmp_dir=tmp_dir)
-        if data.ndim != 3:
-            msg = f"expected a 2-D image or a 3-D cube, got shape {data.shape}"
+        if not hasattr(data, "shape"):
+            data = np.asarray(data)
+        if len(data.shape) == 2:
+            return self.predict_plane(data, progress=progress, tmp_dir=tmp_dir, stats=stats)
+        if len(data.shape) != 3:
+            msg = f"expected a 2-D image or a 3-D cube, got shape {tuple(data.shape)}"
             raise ValueError(msg)
-        nz, ny, nx = data.shape
+        nz, ny, nx = (int(n) for n in data.shape)
         out = allocate_output((nz, self.n_planes, ny, nx), self.dtype, tmp_dir=tmp_dir)
         for k in range(nz):
-            self.predict_plane(data[k], out=out[k], progress=progress, tmp_dir=tmp_dir)
+            plane = data[k] if isinstance(data, np.ndarray) else _PlaneRows(data, k, (ny, nx))
+            self.predict_plane(plane, out=out[k], progress=progress, tmp_dir=tmp_dir, stats=stats)
         if self.settings.single_mask:
             out = out[:, 0]
         return out
+
+
+class _PlaneRows:
+    """Rows of plane ``k`` of a 3-D array-like (e.g. an astropy section), read on demand."""
+
+    def __init__(self, source, k: int, shape: tuple[int, int]):
+        self.source, self.k, self.shape = source, k, shape
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.asarray(self.source[self.k, rows.start : rows.stop])
 
 
 def _bits(class_indices) -> list[int]:

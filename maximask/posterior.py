@@ -264,23 +264,38 @@ def disk(radius: int) -> np.ndarray:
     return (x * x + y * y) <= r * r + r
 
 
-def dilate_masks(masks: np.ndarray, radii: Sequence[int]) -> np.ndarray:
+def dilate_masks(masks: np.ndarray, radii: Sequence[int], *, chunk_rows: int = 2048) -> np.ndarray:
     """Grow each flagged region of per-class masks by a disk of the class's radius.
 
     Parameters
     ----------
-    masks : ndarray, shape (C, ny, nx), uint8 (modified in place and returned)
+    masks : ndarray, shape (C, ny, nx), uint8 (modified in place and returned; may be a memmap)
     radii : sequence of int, length C, pixels (0: unchanged)
+    chunk_rows : int
+        Rows dilated at a time (memory is bounded by a few chunks of one plane).
 
     Invalid pixels (:data:`INVALID_MASK_VALUE`) keep their value and do not grow.
     """
     from scipy import ndimage
 
     for plane, r in zip(masks, radii):
+        r = int(r)
         if r <= 0:
             continue
-        grown = ndimage.binary_dilation(plane == 1, structure=disk(r))
-        plane[grown & (plane == 0)] = 1
+        ny = plane.shape[0]
+        step = max(int(chunk_rows), r)
+        structure = disk(r)
+        tail = None  # original flags of the r rows above the current chunk
+        for y0 in range(0, ny, step):
+            y1 = min(ny, y0 + step)
+            cur = plane[y0 : min(ny, y1 + r)] == 1  # rows >= y0 are not modified yet
+            src = cur if tail is None else np.concatenate([tail, cur])
+            off = 0 if tail is None else tail.shape[0]
+            grown = ndimage.binary_dilation(src, structure=structure)[off : off + (y1 - y0)]
+            tail = cur[max(0, (y1 - y0) - r) : y1 - y0].copy()
+            block = np.asarray(plane[y0:y1])
+            block = np.where(grown & (block == 0), np.uint8(1), block)
+            plane[y0:y1] = block
     return masks
 
 
