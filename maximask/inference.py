@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import mmap
 import os
 import tempfile
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "MaskPredictor",
     "TrackPredictor",
     "allocate_output",
+    "release_pages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -351,6 +353,21 @@ def allocate_output(shape: tuple[int, ...], dtype, *, tmp_dir: str | os.PathLike
     return np.memmap(fh, dtype=dtype, mode="r+", shape=shape)
 
 
+def release_pages(arr) -> None:
+    """Write a memory-mapped output's dirty pages to its file and drop them from memory.
+
+    Keeps the resident memory of large (memory-mapped) outputs bounded; no-op for in-memory arrays.
+    """
+    mm = getattr(arr, "_mmap", None)
+    if mm is None:
+        return
+    try:
+        mm.flush()
+        mm.madvise(mmap.MADV_DONTNEED)
+    except (AttributeError, OSError, ValueError):  # platform without madvise, closed map
+        pass
+
+
 class MaskPredictor:
     """MaxiMask inference with fixed settings.
 
@@ -497,6 +514,7 @@ class MaskPredictor:
                                         channels_last=self.channels_last, progress=progress):
                 work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
             del compressed
+            release_pages(work)
             if invalid.any():
                 n_invalid += int(invalid.sum())
                 region = work[:, k0:k1]
@@ -508,10 +526,14 @@ class MaskPredictor:
                     region[0, invalid] |= INVALID_BIT
         if s.dilate:
             radii = [s.dilate.get(n, 0) for n in s.selected_names]
-            dilate_masks(work, radii)
+            for k, r in enumerate(radii):
+                dilate_masks(work[k : k + 1], [r])
+                release_pages(work)
             if s.single_mask:
                 for y0 in range(0, ny, 2048):
                     out[0, y0 : y0 + 2048] = combine_bits(work[:, y0 : y0 + 2048], s.selected)
+                    release_pages(work)
+                    release_pages(out)
                 del work
         if stats is not None:
             stats["n_invalid"] = stats.get("n_invalid", 0) + n_invalid

@@ -544,8 +544,11 @@ class FitsWriter:
         try:
             flat = data.reshape(-1, data.shape[-1]) if data.ndim > 1 else data.reshape(1, -1)
             rows = max(1, (32 * 2**20) // max(1, flat.shape[1] * dtype.itemsize))
+            from maximask.inference import release_pages
+
             for i in range(0, flat.shape[0], rows):
                 shdu.write(np.ascontiguousarray(flat[i : i + rows]))
+                release_pages(data)
         finally:
             shdu.close()
         self.n_hdus += 1
