@@ -315,8 +315,8 @@ def predict_tracking(
     planes = []
     items = list(data) if isinstance(data, (list, tuple)) or type(data).__name__ == "HDUList" else [data]
     for item in items:
-        if hasattr(item, "header") and getattr(item, "data", None) is None:
-            continue
+        if hasattr(item, "header") and (not getattr(item, "is_image", True) or getattr(item, "data", None) is None):
+            continue  # tables, empty primaries
         arr = as_image(item)
         planes.extend([arr] if arr.ndim == 2 else list(arr))
     if not planes:
