@@ -68,6 +68,17 @@ def test_overwrite_refused_then_allowed(tmp_path, models, capsys):
         assert h[1].data.shape == (13, 20, 20)
 
 
+def _default_installed():
+    from maximask.modelfile import ModelFileError, default_model_path
+
+    try:
+        default_model_path("maximask")
+    except ModelFileError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(_default_installed(), reason="a default model is installed")
 def test_missing_default_model_says_net_dir(tmp_path):
     src = _fits(tmp_path / "img.fits")
     r = _run("maximask", src)
@@ -75,6 +86,21 @@ def test_missing_default_model_says_net_dir(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--net_dir" in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "img.mask.fits").exists()
+
+
+def test_missing_default_model_in_process(tmp_path, monkeypatch, capsys):
+    import maximask.api
+    from maximask.modelfile import ModelFileError
+
+    def absent(kind="maximask"):
+        raise ModelFileError(f"no default {kind} model is installed with maximask; give one with --net_dir")
+
+    monkeypatch.setattr(maximask.api, "default_model_path", absent)
+    src = _fits(tmp_path / "img.fits", shape=(10, 10))
+    assert maximask_cli.main([str(src), "-q"]) == 2
+    assert maxitrack_cli.main([str(src), "-q", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("--net_dir" in line for line in err)
 
 
 def test_directory_with_a_bad_file_and_maxitrack(tmp_path, models):
