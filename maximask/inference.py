@@ -410,6 +410,8 @@ class MaskPredictor:
             self.model = self.model.to(memory_format=torch.channels_last)
         sel = settings.selected
         self._sel = torch.as_tensor(sel, device=self.device)
+        if settings.priors is not None and not card.get("training_priors"):
+            logger.warning("the model card has no training priors: probabilities are not prior-updated (Eq. 26)")
         shift = settings.logit_shift(card.get("training_priors"))
         self._shift = torch.as_tensor(shift, dtype=torch.float32, device=self.device).view(-1, 1, 1)
         if settings.thresholds is not None:
