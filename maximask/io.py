@@ -53,6 +53,9 @@ __all__ = [
     "provenance_cards",
     "FitsWriter",
     "release_data",
+    "read_image",
+    "is_output_name",
+    "iter_inputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -305,7 +308,9 @@ def plan_hdus(hdul: fits.HDUList, spec: InputSpec) -> list[HduTask]:
     tasks = []
     for i in indices:
         hdu = hdul[i]
-        is_image = bool(getattr(hdu, "is_image", False)) and not isinstance(hdu, (fits.BinTableHDU, fits.TableHDU)) or isinstance(hdu, fits.CompImageHDU)
+        is_image = isinstance(hdu, fits.CompImageHDU) or (
+            bool(getattr(hdu, "is_image", False)) and not isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))
+        )
         shape = _image_shape(hdu) if is_image else None
         process = bool(is_image and shape is not None and len(shape) in (2, 3) and all(s > 0 for s in shape))
         tasks.append(HduTask(i, process, shape, is_image, str(hdu.header.get("EXTNAME", hdu.name or ""))))
