@@ -73,7 +73,7 @@ DEFAULT_MARGIN = 128
 #: Tile origins are multiples of this (2**5 for the 5 poolings of MaxiMaskNet).
 ALIGN = 32
 #: Outputs larger than this many bytes are kept in a temporary memory-mapped file.
-MEMMAP_BYTES = 512 * 2**20
+MEMMAP_BYTES = 256 * 2**20
 #: Images with more pixels are read, preprocessed and predicted by row windows (bounded memory).
 WINDOW_PIXELS = 16 * 2**20
 #: Extra rows around a row window used for its background map, pixels.
