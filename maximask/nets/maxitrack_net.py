@@ -68,6 +68,20 @@ class MaxiTrackNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(hidden, 2),
         )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """He (Kaiming) normal initialisation for the ReLU layers, zero biases, a small output layer.
+
+        Without it (PyTorch's default uniform initialisation), the five 9x9
+        stages shrink the signal so much that the logits start identical for
+        every image and training stalls at the chance loss ln 2.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.classifier[-1].weight, std=0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[-2:] != (self.input_size, self.input_size):
