@@ -100,3 +100,17 @@ def test_maximask_inference_head_equals_concatenated_head():
         fast = model(x)
     assert fast.shape == (2, 14, 37, 50)
     assert torch.allclose(with_pre, fast, atol=1e-5)
+
+
+def test_maxitrack_initial_logits_depend_on_the_image():
+    """Regression: with PyTorch's default initialisation the logits started identical (training stalled)."""
+    import torch
+
+    from maximask.nets import create_model
+
+    torch.manual_seed(0)
+    model = create_model("maxitrack", width=0.5, input_size=64)
+    x = torch.randn(8, 1, 64, 64) * 2
+    with torch.no_grad():
+        feats = model.classifier[:-1](model.features(x))
+    assert feats.std(dim=0).mean() > 0.05
