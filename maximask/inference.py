@@ -512,9 +512,11 @@ class MaskPredictor:
                 tiles = plan_tiles((ny, nx), self.tile, self.margin)
             else:
                 tiles = [Tile(w0, w1, c[0], c[1], k0, k1, c[2], c[3]) for c in cols]
-            for t, logits in _run_tiles(self.model, compressed, tiles, w0, batch_size=self.batch_size,
-                                        channels_last=self.channels_last, progress=progress):
+            for i, (t, logits) in enumerate(_run_tiles(self.model, compressed, tiles, w0, batch_size=self.batch_size,
+                                                       channels_last=self.channels_last, progress=progress)):
                 work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
+                if i % 4 == 3:
+                    release_pages(work)
             del compressed
             release_pages(work)
             if invalid.any():
