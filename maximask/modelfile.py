@@ -59,6 +59,7 @@ def _atomic_write_bytes(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; model files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -65,3 +65,9 @@ def test_bad_cards_refused(tmp_path):
     empty.mkdir()
     with pytest.raises(ModelFileError, match="no maximask.json"):
         load_model(empty)
+
+
+def test_model_files_are_world_readable(saved):
+    _, card_path = saved
+    for path in (card_path, card_path.with_suffix(".safetensors")):
+        assert path.stat().st_mode & 0o044 == 0o044, path
