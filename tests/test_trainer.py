@@ -60,8 +60,9 @@ def test_training_lowers_loss_and_resume_is_identical(shards, tmp_path, extra):
     assert len(losses) == 6 and losses[-1] < losses[0]
 
     split = tmp_path / "split"
-    train(_config(shards, split, steps=6, max_wall_minutes=1e-9, **extra), progress=False)
+    r1 = train(_config(shards, split, steps=6, max_wall_minutes=1e-9, **extra), progress=False)
     r2 = train(_config(shards, split, steps=6, **extra), resume=True, progress=False)
+    assert r2.wall_s > r1.wall_s  # wall time accumulates over the sessions
     assert r2.step == 6
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(split / "checkpoint.pt", weights_only=False)

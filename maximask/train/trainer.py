@@ -72,7 +72,7 @@ class TrainResult:
     last_loss : float
         Last mini-batch loss.
     wall_s : float
-        Wall time of this call, seconds.
+        Wall time of the run, seconds, summed over the sessions of a resumed run.
     """
 
     step: int
@@ -254,6 +254,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     step = 0
+    previous_wall_s = 0.0  # wall time of earlier sessions of a resumed run
     if resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         old = ckpt["config"]
@@ -265,6 +266,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
         step = int(ckpt["step"])
+        previous_wall_s = float(ckpt.get("wall_s", 0.0))
         logger.info("resumed %s at step %d", ckpt_path, step)
     elif resume:
         logger.warning("no checkpoint in %s: starting from scratch", run_dir)
@@ -281,6 +283,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 "config": config.to_dict(),
                 "arch_args": model.arch_args,
                 "class_weights": np.asarray(weights).tolist(),
+                "wall_s": previous_wall_s + time.monotonic() - t0,
             },
             ckpt_path,
         )
@@ -319,7 +322,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             rate = (step - step_log) * config.batch_size / max(now - t_log, 1e-9)
             t_log, step_log = now, step
             _append_log(log_path, {"step": step, "epoch": epoch, "loss": last_loss, "data_loss": float(data_loss),
-                                   "samples_per_s": round(rate, 3), "wall_s": round(now - t0, 3)})
+                                   "samples_per_s": round(rate, 3),
+                                   "wall_s": round(previous_wall_s + now - t0, 3)})
             bar.set_postfix(loss=f"{last_loss:.4g}")
         if val_set is not None and config.val_every and step % config.val_every == 0 and step < total_steps:
             record = {"step": step, **_validate(model, val_set, config, loss_fn, device)}
@@ -337,10 +341,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     model_path = None
     if completed:
         model_path = export_run(model, config, run_dir, train_set=train_set, val_set=val_set, step=step,
-                                total_steps=total_steps, proportions=proportions, wall_s=time.monotonic() - t0,
+                                total_steps=total_steps, proportions=proportions,
+                                wall_s=previous_wall_s + time.monotonic() - t0,
                                 loss_fn=loss_fn, device=device)
     return TrainResult(step=step, total_steps=total_steps, completed=completed, model_path=model_path,
-                       last_loss=last_loss, wall_s=time.monotonic() - t0)
+                       last_loss=last_loss, wall_s=previous_wall_s + time.monotonic() - t0)
 
 
 def export_run(model, config: TrainConfig, run_dir: Path, *, train_set, val_set, step, total_steps,
