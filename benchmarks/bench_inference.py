@@ -97,8 +97,16 @@ def run_one(cfg: dict) -> dict:
             t = time.perf_counter()
             lean_forward(pred.model, x)
             extra["network_only_mp_per_s"] = cfg["tile"] ** 2 / 1e6 / (time.perf_counter() - t)
+    elif cfg["kind"] == "lacosmic":
+        import astroscrappy
+
+        extra = {}
+        for _ in range(cfg["repeat"]):
+            t = time.perf_counter()
+            astroscrappy.detect_cosmics(img, gain=1.0, readnoise=5.0, sigclip=4.5, sigfrac=0.3, objlim=5.0, niter=4)
+            times.append(time.perf_counter() - t)
     else:
-        model = create_model("maxitrack", width=cfg["width"]).eval().to(device)
+        model = create_model("maxitrack", width=cfg["width"], input_size=cfg.get("input_size", 400)).eval().to(device)
         pred = TrackPredictor(model, {}, 0.05, batch_size=cfg["batch_size"])
         pred.predict(_image((400, 400), seed=1))
         for _ in range(cfg["repeat"]):
@@ -129,6 +137,9 @@ def main(argv=None) -> int:
     p.add_argument("--outputs", nargs="+", default=["masks"], choices=["masks", "proba"])
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--no-maxitrack", action="store_true")
+    p.add_argument("--track-width", type=float, default=1.0, help="MaxiTrack width")
+    p.add_argument("--track-size", type=int, default=400, help="MaxiTrack input size, pixels")
+    p.add_argument("--lacosmic", action="store_true", help="also time LA Cosmic (astroscrappy, 4 iterations)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="benchmarks/results.json")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one JSON configuration
@@ -145,7 +156,10 @@ def main(argv=None) -> int:
         for w in args.widths for o in args.outputs
     ]
     if not args.no_maxitrack:
-        configs.append({**base, "kind": "maxitrack", "width": 1.0, "batch_size": 16})
+        configs.append({**base, "kind": "maxitrack", "width": args.track_width, "input_size": args.track_size,
+                        "batch_size": 16})
+    if args.lacosmic:
+        configs.append({**base, "kind": "lacosmic", "width": None})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     results = {"machine": _machine(), "runs": []}
     for cfg in configs:
@@ -155,7 +169,8 @@ def main(argv=None) -> int:
             return 1
         res = json.loads(r.stdout.strip().splitlines()[-1])
         results["runs"].append(res)
-        label = f"{res['kind']} width {res['width']}" + (f" {res['output']}" if res["kind"] == "maximask" else "")
+        label = res["kind"] + (f" width {res['width']}" if res["width"] else "")
+        label += f" {res['output']}" if res["kind"] == "maximask" else ""
         print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
               f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
     results["machine"]["load_average_at_end"] = os.getloadavg()

@@ -1,0 +1,60 @@
+"""Copy a trained run's model file into the package, with its reference output and run record.
+
+    python scripts/ship_model.py RUN_DIR KIND [--note TEXT] [--dest maximask/models]
+
+Adds to the model card: ``reference_output`` (see :mod:`maximask.reference_output`),
+the run's total wall time summed over resumed sessions (from ``log.jsonl``),
+the validation history and a free-text note (machine, simulator version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from maximask.modelfile import load_model, save_model
+from maximask.reference_output import reference_output
+
+
+def run_history(run_dir: Path) -> tuple[float, list[dict]]:
+    """Total wall seconds (sessions summed) and the validation records of a run's log."""
+    total, last, validations = 0.0, 0.0, []
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if "val_auc" in rec:
+            validations.append({"step": rec["step"], "val_loss": rec["val_loss"], "val_auc": rec["val_auc"],
+                                "wall_s": round(total + last, 1)})
+            continue
+        if rec["wall_s"] < last:  # a new session started from 0
+            total += last
+        last = rec["wall_s"]
+    return total + last, validations
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("kind", choices=["maximask", "maxitrack"])
+    p.add_argument("--note", default="")
+    p.add_argument("--dest", type=Path, default=Path("maximask/models"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(2)
+    model, card = load_model(args.run_dir, kind=args.kind)
+    wall, validations = run_history(args.run_dir)
+    size = card["arch_args"].get("input_size", 128)
+    card["reference_output"] = reference_output(model, kind=args.kind, size=size)
+    training = card.setdefault("training", {})
+    training["wall_s_log"] = round(wall, 1)
+    training["validation_history"] = validations
+    if args.note:
+        training["note"] = args.note
+    out = save_model(args.dest / args.kind, model, card)
+    print(f"wrote {out} ({out.with_suffix('.safetensors').stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
