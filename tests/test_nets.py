@@ -114,3 +114,24 @@ def test_maxitrack_initial_logits_depend_on_the_image():
     with torch.no_grad():
         feats = model.classifier[:-1](model.features(x))
     assert feats.std(dim=0).mean() > 0.05
+
+
+def test_maxitrack_batch_norm_variant_trains_and_round_trips(tmp_path):
+    from maximask.modelfile import load_model, save_model
+
+    torch.manual_seed(0)
+    model = create_model("maxitrack", width=0.25, input_size=64, batch_norm=True)
+    assert model.arch_args["batch_norm"] is True
+    x = torch.randn(4, 1, 64, 64)
+    loss = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 0, 1]))
+    loss.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    save_model(tmp_path / "mt", model, {"kind": "maxitrack"})
+    loaded, card = load_model(tmp_path / "mt.json", kind="maxitrack")
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x))
+    assert card["arch_args"]["batch_norm"] is True
+    # the paper's variant keeps its arch_args (and so its model files) unchanged
+    assert "batch_norm" not in create_model("maxitrack", width=0.25, input_size=64).arch_args

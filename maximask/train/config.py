@@ -90,6 +90,8 @@ class TrainConfig:
         Steps of linear learning-rate warm-up (cosine schedule only).
     min_lr_ratio : float
         Final learning rate of the cosine schedule, as a fraction of ``lr``.
+    batch_norm : bool
+        MaxiTrack only: batch normalisation after each convolution (not in the paper).
     augment : bool
         Apply a random one of the 8 flips/90-degree rotations to each training
         image and its truth (drawn from ``[seed, step]``, so resuming is exact).
@@ -123,6 +125,7 @@ class TrainConfig:
     warmup_steps: int = 0
     min_lr_ratio: float = 0.01
     augment: bool = False
+    batch_norm: bool = False
 
     def __post_init__(self):
         # Accept lists (from TOML or the command line) and store tuples.
