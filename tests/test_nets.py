@@ -135,3 +135,14 @@ def test_maxitrack_batch_norm_variant_trains_and_round_trips(tmp_path):
     assert card["arch_args"]["batch_norm"] is True
     # the paper's variant keeps its arch_args (and so its model files) unchanged
     assert "batch_norm" not in create_model("maxitrack", width=0.25, input_size=64).arch_args
+
+
+def test_maxitrack_global_pool_variant_averages_the_last_maps():
+    torch.manual_seed(0)
+    model = create_model("maxitrack", width=0.25, input_size=64, batch_norm=True, global_pool=True)
+    assert model.arch_args["global_pool"] is True and model.n_features == 32  # 128 maps x 0.25, 1x1
+    x = torch.randn(3, 1, 64, 64)
+    logits = model(x)
+    assert logits.shape == (3, 2) and torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 1])).backward()
+    assert all(p.grad is not None for p in model.parameters())

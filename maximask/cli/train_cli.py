@@ -27,7 +27,7 @@ _OVERRIDES = {
     "threads": "threads", "max_wall_minutes": "max_wall_minutes", "seed": "seed", "aux": "aux",
     "l2_lambda": "l2_lambda", "checkpoint_every": "checkpoint_every", "val_every": "val_every",
     "log_every": "log_every", "tile": "tile", "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps",
-    "min_lr_ratio": "min_lr_ratio", "augment": "augment", "batch_norm": "batch_norm",
+    "min_lr_ratio": "min_lr_ratio", "augment": "augment", "batch_norm": "batch_norm", "global_pool": "global_pool",
 }
 
 
@@ -58,6 +58,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-lr-ratio", type=float, help="final lr of the cosine schedule / lr")
     p.add_argument("--batch-norm", action="store_true", default=None,
                    help="MaxiTrack: batch normalisation after each convolution (not in the paper)")
+    p.add_argument("--global-pool", action="store_true", default=None,
+                   help="MaxiTrack: average the last feature maps over the image (not in the paper)")
     p.add_argument("--augment", action="store_true", default=None,
                    help="random flips and 90-degree rotations of training images and truth")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

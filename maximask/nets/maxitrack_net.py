@@ -37,13 +37,18 @@ class MaxiTrackNet(nn.Module):
         Batch normalisation after each convolution (not in the paper; off by
         default). It makes training from scratch converge reliably on short
         CPU budgets; in eval mode it is a fixed affine map.
+    global_pool : bool
+        Average the last feature maps over the image before the fully
+        connected layers (not in the paper; off by default), which makes the
+        classifier independent of where the sources are and of the input size.
 
     Notes
     -----
     ``forward(x)``: ``x`` (B, 1, input_size, input_size) float32 -> logits (B, 2).
     """
 
-    def __init__(self, width: float = 1.0, input_size: int = 400, hidden: int = 64, batch_norm: bool = False):
+    def __init__(self, width: float = 1.0, input_size: int = 400, hidden: int = 64, batch_norm: bool = False,
+                 global_pool: bool = False):
         super().__init__()
         if width <= 0:
             msg = f"width must be positive, got {width}"
@@ -51,6 +56,8 @@ class MaxiTrackNet(nn.Module):
         self.arch_args = {"width": float(width), "input_size": int(input_size), "hidden": int(hidden)}
         if batch_norm:
             self.arch_args["batch_norm"] = True
+        if global_pool:
+            self.arch_args["global_pool"] = True
         self.input_size = int(input_size)
         layers: list[nn.Module] = []
         c_prev = 1
@@ -66,6 +73,9 @@ class MaxiTrackNet(nn.Module):
             ]
             c_prev = c
             side = math.ceil(side / 2)
+        if global_pool:
+            layers.append(nn.AdaptiveAvgPool2d(1))
+            side = 1
         self.features = nn.Sequential(*layers)
         self.n_features = c_prev * side * side
         self.classifier = nn.Sequential(

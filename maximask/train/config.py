@@ -92,6 +92,8 @@ class TrainConfig:
         Final learning rate of the cosine schedule, as a fraction of ``lr``.
     batch_norm : bool
         MaxiTrack only: batch normalisation after each convolution (not in the paper).
+    global_pool : bool
+        MaxiTrack only: average the last feature maps over the image (not in the paper).
     augment : bool
         Apply a random one of the 8 flips/90-degree rotations to each training
         image and its truth (drawn from ``[seed, step]``, so resuming is exact).
@@ -126,6 +128,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     augment: bool = False
     batch_norm: bool = False
+    global_pool: bool = False
 
     def __post_init__(self):
         # Accept lists (from TOML or the command line) and store tuples.

@@ -52,7 +52,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: Options that must not change when a run is resumed.
 _FROZEN_ON_RESUME = ("kind", "data", "width", "batch_size", "lr", "aux", "l2_lambda", "normalize_loss",
                      "smooth_sigma", "seed", "epochs", "init", "lr_schedule", "warmup_steps", "min_lr_ratio",
-                     "augment", "batch_norm")
+                     "augment", "batch_norm", "global_pool")
 
 
 @dataclass
@@ -102,7 +102,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
             msg = f"MaxiTrack needs square images, the shards hold {image_shape}"
             raise ConfigError(msg)
         model = create_model("maxitrack", width=config.width, input_size=image_shape[0],
-                             **({"batch_norm": True} if config.batch_norm else {}))
+                             **({"batch_norm": True} if config.batch_norm else {}),
+                             **({"global_pool": True} if config.global_pool else {}))
     if config.init:
         from maximask.modelfile import load_model
 
