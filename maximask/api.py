@@ -315,8 +315,9 @@ def predict_tracking(
     planes = []
     items = list(data) if isinstance(data, (list, tuple)) or type(data).__name__ == "HDUList" else [data]
     for item in items:
-        if hasattr(item, "header") and (not getattr(item, "is_image", True) or getattr(item, "data", None) is None):
-            continue  # tables, empty primaries
+        if hasattr(item, "header") and (not getattr(item, "is_image", True) or getattr(item, "data", None) is None
+                                        or item.data.size == 0):
+            continue  # tables, empty primaries (data None or of size 0)
         arr = as_image(item)
         planes.extend([arr] if arr.ndim == 2 else list(arr))
     if not planes:

@@ -102,6 +102,9 @@ def test_tracking(models):
     p2 = predict_tracking(hdul, mt)
     assert 0.0 <= p2 <= 1.0
     assert predict_tracking([img], mt) == pytest.approx(p)
+    # a primary HDU with a (0, 0) array (as some cameras write) is skipped like an empty one
+    empty = fits.PrimaryHDU(np.zeros((0, 0), np.int16))
+    assert predict_tracking(fits.HDUList([empty, fits.ImageHDU(img)]), mt) == pytest.approx(p)
     assert predict_tracking(img, mt, prior=0.5) >= p  # default prior 0.05 < training prior 0.5
 
 

@@ -90,6 +90,12 @@ def test_calibrate_priors_and_thresholds(tmp_path):
     assert got == pytest.approx(mcc[0], abs=2e-3)
     assert res.metrics["BG"]["best_mcc"] == pytest.approx(mcc[0], abs=2e-3)
 
+    # a class whose best MCC is below min_mcc is not reliably detected: default threshold kept
+    strict = calibrate(model, tmp_path / "val", batch_size=4, n_bins=2000, min_mcc=mcc[0] + 0.01)
+    assert strict.thresholds["BG"] == 0.5
+    lax = calibrate(model, tmp_path / "val", batch_size=4, n_bins=2000, min_mcc=mcc[0] - 0.01)
+    assert lax.thresholds["BG"] == pytest.approx(t)
+
 
 def test_calibrate_model_file_writes_a_loadable_card(tmp_path):
     _write_shard(tmp_path / "val" / "shard_00000.npz", 4, n=3, size=16)

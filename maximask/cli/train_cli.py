@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--kind", choices=["maximask", "maxitrack"], default="maximask")
     cal.add_argument("--out", help="write the recalibrated model here (default: in place)")
     cal.add_argument("--max-images", type=int)
+    cal.add_argument("--min-mcc", type=float, default=None,
+                     help="classes with a lower best held-out MCC keep the default threshold (default 0.3)")
     cal.add_argument("--batch-size", type=int, default=8)
     cal.add_argument("--device", default="cpu")
     cal.add_argument("-v", "--verbose", action="store_true")
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
             path, res = calibrate_model_file(args.model, args.data, kind=args.kind, out=args.out,
                                              device=args.device, batch_size=args.batch_size,
-                                             max_images=args.max_images)
+                                             max_images=args.max_images,
+                                             **({} if args.min_mcc is None else {"min_mcc": args.min_mcc}))
             print(f"wrote {path} (priors and thresholds from {res.n_images} held-out images)")
             return 0
         from maximask.train.trainer import train

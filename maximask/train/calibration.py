@@ -23,7 +23,8 @@ thresholds in the model card apply to probabilities updated to the default
 priors. Since Eq. 26 is increasing in the probability, the MCC curve is
 counted once on the raw probabilities and its thresholds mapped through
 Eq. 26. A class without positive (or negative) held-out pixels, or whose
-best MCC is not positive, keeps the threshold of
+best MCC is below ``min_mcc`` (default 0.3: the class is not detected
+reliably), keeps the threshold of
 :data:`maximask.classes.DEFAULT_THRESHOLDS`.
 """
 
@@ -55,6 +56,9 @@ __all__ = [
 # Eq. 26 and the default tracking prior live in maximask.posterior (inference uses them too);
 # they are re-exported here for the training code and its tests.
 from maximask.posterior import DEFAULT_TRACKING_PRIOR, update_priors  # noqa: E402
+
+#: Best held-out MCC below which a class keeps the default threshold (see :func:`calibrate`).
+MIN_RELIABLE_MCC = 0.3
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -151,6 +155,7 @@ def calibrate(
     batch_size: int = 8,
     max_images: int | None = None,
     n_bins: int = 4000,
+    min_mcc: float = MIN_RELIABLE_MCC,
 ) -> CalibrationResult:
     """Estimate training priors (Eq. 27) and best-MCC thresholds on held-out shards.
 
@@ -168,6 +173,11 @@ def calibrate(
         Use only the first ``max_images`` held-out images.
     n_bins : int
         Logit-spaced probability bins of the MCC curve.
+    min_mcc : float
+        A class whose best held-out MCC is below this keeps the default
+        threshold of :data:`~maximask.classes.DEFAULT_THRESHOLDS` instead of
+        its best-MCC one: the model does not detect it reliably, and a
+        best-MCC threshold of a weak classifier flags large false areas.
     """
     arrays = data if isinstance(data, ShardArrays) else ShardArrays(data, kind=kind, max_images=max_images or None)
     names = list(CLASS_NAMES) if kind == "maximask" else ["TR"]
@@ -194,7 +204,7 @@ def calibrate(
     thresholds = {}
     for i, name in enumerate(names):
         k = int(np.argmax(mcc[i]))
-        if not has_both[i] or mcc[i, k] <= 0:
+        if not has_both[i] or mcc[i, k] <= 0 or mcc[i, k] < min_mcc:
             thresholds[name] = float(DEFAULT_THRESHOLDS.get(name, 0.5))
             continue
         thresholds[name] = float(update_priors(curves.thresholds[k], priors[i], observation_priors[name]))
@@ -220,6 +230,7 @@ def calibrate_model_file(
     device: str = "cpu",
     batch_size: int = 8,
     max_images: int | None = None,
+    min_mcc: float = MIN_RELIABLE_MCC,
 ) -> tuple[Path, CalibrationResult]:
     """Recompute a model file's training priors and thresholds and write them into its card.
 
@@ -241,7 +252,7 @@ def calibrate_model_file(
 
     card_path = resolve_model_path(model_path, kind=kind)
     model, card = load_model(card_path, kind=kind, device=device)
-    result = calibrate(model, data, kind=kind, batch_size=batch_size, max_images=max_images)
+    result = calibrate(model, data, kind=kind, batch_size=batch_size, max_images=max_images, min_mcc=min_mcc)
     card = dict(card)
     card["training_priors"] = result.training_priors
     card["thresholds"] = result.thresholds
@@ -252,6 +263,7 @@ def calibrate_model_file(
         else [str(f) for f in data.files],
         "n_images": result.n_images,
         "threshold_priors": result.observation_priors,
+        "min_mcc": min_mcc,
         "metrics": result.metrics,
     }
     card["training"] = training
