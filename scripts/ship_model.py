@@ -47,7 +47,9 @@ def main(argv=None) -> int:
     size = card["arch_args"].get("input_size", 128)
     card["reference_output"] = reference_output(model, kind=args.kind, size=size)
     training = card.setdefault("training", {})
-    training["wall_s_log"] = round(wall, 1)
+    if wall > training.get("wall_s", 0):  # runs resumed by older trainers recorded their last session only
+        training["wall_s_last_session"] = training.get("wall_s")
+        training["wall_s"] = round(wall, 1)
     training["validation_history"] = validations
     if args.note:
         training["note"] = args.note
