@@ -87,15 +87,13 @@ def run_one(cfg: dict) -> dict:
         computed = sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles)
         extra = {"n_tiles": len(tiles), "overlap_factor": computed / (shape[0] * shape[1])}
         # the network alone on one tile (no preprocessing, no overlap), for comparison
-        from maximask.inference import lean_forward
-
         x = torch.zeros(1, 1, cfg["tile"], cfg["tile"], device=device)
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            lean_forward(pred.model, x)
+            pred.model.forward_inference(x)
             t = time.perf_counter()
-            lean_forward(pred.model, x)
+            pred.model.forward_inference(x)
             extra["network_only_mp_per_s"] = cfg["tile"] ** 2 / 1e6 / (time.perf_counter() - t)
     elif cfg["kind"] == "lacosmic":
         import astroscrappy

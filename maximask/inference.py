@@ -35,7 +35,6 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from maximask.posterior import (
     INVALID_BIT,
@@ -57,7 +56,6 @@ __all__ = [
     "plan_axis",
     "plan_tiles",
     "predict_logits",
-    "lean_forward",
     "MaskPredictor",
     "TrackPredictor",
     "allocate_output",
@@ -108,75 +106,6 @@ def configure_threads(threads: int | None) -> None:
             msg = f"threads must be >= 1, got {threads}"
             raise ValueError(msg)
         torch.set_num_threads(int(threads))
-
-
-# --------------------------------------------------------------------------- lean forward
-
-
-def _unpool(x: torch.Tensor, indices: torch.Tensor, size) -> torch.Tensor:
-    return F.max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=size[-2:])
-
-
-def _unpool_add_(x: torch.Tensor, indices: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    """``skip += max_unpool2d(x, indices)``, in place, without the zero-filled intermediate."""
-    b, c, h, w = skip.shape
-    if skip.is_contiguous(memory_format=torch.channels_last) and not skip.is_contiguous():
-        s3 = skip.permute(0, 2, 3, 1).view(b, h * w, c)
-        s3.scatter_add_(1, indices.permute(0, 2, 3, 1).reshape(b, -1, c), x.permute(0, 2, 3, 1).reshape(b, -1, c))
-    else:
-        skip = skip.contiguous()
-        skip.view(b, c, -1).scatter_add_(2, indices.contiguous().view(b, c, -1), x.contiguous().view(b, c, -1))
-    return skip
-
-
-def lean_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits of :class:`~maximask.nets.MaxiMaskNet` for inference, with less memory and time.
-
-    Same arithmetic as ``model(x)`` (up to float summation order): the decoder's
-    unpooling is added in place into the encoder's maps, and the last
-    convolution over the 5 concatenated pre-predictions is applied as a sum of
-    5 convolutions, each pre-prediction being dropped as soon as it is used.
-
-    Parameters
-    ----------
-    model : MaxiMaskNet
-    x : Tensor, shape (B, 1, H, W)
-
-    Returns
-    -------
-    Tensor, shape (B, n_classes, H, W): logits.
-    """
-    n_levels = len(model.encoder) - 1
-    skips, indices, sizes = [], [], []
-    h = x
-    for level in range(n_levels):
-        h = model.encoder[level](h)
-        skips.append(h)
-        sizes.append(h.shape)
-        h, idx = F.max_pool2d(h, kernel_size=2, stride=2, ceil_mode=True, return_indices=True)
-        indices.append(idx)
-    h = model.encoder[n_levels](h)
-    dec = {}
-    for level in range(n_levels - 1, -1, -1):
-        h = _unpool_add_(h, indices[level], skips[level])
-        skips[level] = None
-        h = model.decoder[level](h)
-        dec[level] = h
-    del h
-    n_cls = model.head.out_channels
-    weight, bias = model.head.weight, model.head.bias
-    acc = None
-    starts = list(range(n_levels - 1, 0, -1))
-    for i, (start, path) in enumerate(zip(starts, model.ucps)):
-        u = dec.pop(start)
-        for conv, level in zip(path, range(start - 1, -1, -1)):
-            u = conv(_unpool(u, indices[level], sizes[level]))
-        part = F.conv2d(u, weight[:, i * n_cls : (i + 1) * n_cls], bias if acc is None else None, padding=1)
-        del u
-        acc = part if acc is None else acc.add_(part)
-        del part
-    i = len(starts)
-    return acc.add_(F.conv2d(dec.pop(0), weight[:, i * n_cls : (i + 1) * n_cls], None, padding=1))
 
 
 # --------------------------------------------------------------------------- tiling
@@ -321,7 +250,7 @@ def _run_tiles(
         channels_last = device.type == "cpu"
     if channels_last:  # NCHW convolutions with few channels are several times slower on CPU
         model = model.to(memory_format=torch.channels_last)
-    forward = (lambda x: lean_forward(model, x)) if isinstance(model, MaxiMaskNet) else model
+    forward = model.forward_inference if isinstance(model, MaxiMaskNet) else model
     with torch.inference_mode():
         for batch in _batches(tiles, max(1, int(batch_size))):
             arr = np.stack([image[t.y0 - y_offset : t.y1 - y_offset, t.x0 : t.x1] for t in batch])[:, None]

@@ -10,7 +10,6 @@ from maximask.inference import (
     DEFAULT_MARGIN,
     MaskPredictor,
     TrackPredictor,
-    lean_forward,
     plan_axis,
     plan_tiles,
     predict_logits,
@@ -76,8 +75,8 @@ def test_plan_tiles_counts():
 def test_lean_forward_matches_model(net):
     x = torch.from_numpy(np.arcsinh(_image((1, 1, 75, 61)) - 100.0))
     with torch.inference_mode():
-        ref = net(x)
-        lean = lean_forward(net, x.clone())
+        ref, _ = net(x, return_pre=True)  # the plain path (concatenated head)
+        lean = net.forward_inference(x.clone())
     assert lean.shape == ref.shape == (1, N_CLASSES, 75, 61)
     assert torch.allclose(lean, ref, atol=1e-5, rtol=1e-5)
 

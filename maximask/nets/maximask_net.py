@@ -47,6 +47,18 @@ def _unpool(x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torch.T
     return F.max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=size[-2:])
 
 
+def _unpool_add_(x: torch.Tensor, indices: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``skip += max_unpool2d(x, indices)``, in place, without the zero-filled intermediate."""
+    b, c, h, w = skip.shape
+    if skip.is_contiguous(memory_format=torch.channels_last) and not skip.is_contiguous():
+        s3 = skip.permute(0, 2, 3, 1).view(b, h * w, c)
+        s3.scatter_add_(1, indices.permute(0, 2, 3, 1).reshape(b, -1, c), x.permute(0, 2, 3, 1).reshape(b, -1, c))
+    else:
+        skip = skip.contiguous()
+        skip.view(b, c, -1).scatter_add_(2, indices.contiguous().view(b, c, -1), x.contiguous().view(b, c, -1))
+    return skip
+
+
 class _ConvStack(nn.Sequential):
     """Convolutions with ReLU: channels ``chans[0] -> chans[1] -> ...``."""
 
@@ -75,7 +87,8 @@ class MaxiMaskNet(nn.Module):
     probabilities are ``torch.sigmoid(logits)``. ``forward(x, return_pre=True)``
     also returns the list of 5 pre-prediction logits, each (B, n_classes, H, W),
     ordered from the lowest-resolution UCP (1/16) to the decoder's own
-    full-resolution output.
+    full-resolution output. With gradients off (and no ``return_pre``),
+    ``forward`` runs :meth:`forward_inference`, the memory-lean equivalent.
     """
 
     def __init__(self, n_classes: int = N_CLASSES, width: float = 1.0):
@@ -133,6 +146,8 @@ class MaxiMaskNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != 1:
             msg = f"expected input of shape (B, 1, H, W), got {tuple(x.shape)}"
             raise ValueError(msg)
+        if not return_pre and not torch.is_grad_enabled():
+            return self.forward_inference(x)
         # Encoder, keeping pooling indices and sizes.
         skips, indices, sizes = [], [], []
         h = x
@@ -158,19 +173,56 @@ class MaxiMaskNet(nn.Module):
                 u = conv(_unpool(u, indices[level], sizes[level]))
             pre.append(u)
         pre.append(dec[0])
+        logits = self.head(torch.cat(pre, dim=1))
         if return_pre:
-            return self.head(torch.cat(pre, dim=1)), pre
-        return self._head_without_concat(pre)
+            return logits, pre
+        return logits
 
-    def _head_without_concat(self, pre: list[torch.Tensor]) -> torch.Tensor:
-        """``self.head(torch.cat(pre, 1))`` computed as a sum of one convolution per pre-prediction.
+    def forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits as ``forward(x)`` (up to float summation order), with less memory and time; no autograd.
 
-        Identical up to rounding, but never materialises the (B, 70, H, W)
-        concatenation, which at full resolution costs more memory traffic than
-        the convolution itself on a CPU.
+        The decoder's unpooling is added in place into the encoder's maps (no
+        zero-filled intermediate), and the last convolution over the 5
+        concatenated pre-predictions is applied as a sum of 5 convolutions,
+        each pre-prediction dropped as soon as it is used, so the (B, 70, H, W)
+        concatenation never exists. ``forward`` uses it when gradients are off.
+
+        Parameters
+        ----------
+        x : Tensor, shape (B, 1, H, W)
+
+        Returns
+        -------
+        Tensor, shape (B, n_classes, H, W): logits.
         """
-        weights = torch.split(self.head.weight, [p.shape[1] for p in pre], dim=1)
-        out = F.conv2d(pre[0], weights[0], self.head.bias, padding=1)
-        for p, w in zip(pre[1:], weights[1:]):
-            out = out + F.conv2d(p, w, None, padding=1)
-        return out
+        with torch.no_grad():
+            skips, indices, sizes = [], [], []
+            h = x
+            for level in range(_N_LEVELS):
+                h = self.encoder[level](h)
+                skips.append(h)
+                sizes.append(h.shape)
+                h, idx = F.max_pool2d(h, kernel_size=2, stride=2, ceil_mode=True, return_indices=True)
+                indices.append(idx)
+            h = self.encoder[_N_LEVELS](h)
+            dec = {}
+            for level in range(_N_LEVELS - 1, -1, -1):
+                h = _unpool_add_(h, indices[level], skips[level])
+                skips[level] = None
+                h = self.decoder[level](h)
+                dec[level] = h
+            del h
+            n_cls = self.head.out_channels
+            weight, bias = self.head.weight, self.head.bias
+            acc = None
+            starts = list(range(_N_LEVELS - 1, 0, -1))
+            for i, (start, path) in enumerate(zip(starts, self.ucps)):
+                u = dec.pop(start)
+                for conv, level in zip(path, range(start - 1, -1, -1)):
+                    u = conv(_unpool(u, indices[level], sizes[level]))
+                part = F.conv2d(u, weight[:, i * n_cls:(i + 1) * n_cls], bias if acc is None else None, padding=1)
+                del u
+                acc = part if acc is None else acc.add_(part)
+                del part
+            i = len(starts)
+            return acc.add_(F.conv2d(dec.pop(0), weight[:, i * n_cls:(i + 1) * n_cls], None, padding=1))
