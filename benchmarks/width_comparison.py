@@ -14,26 +14,11 @@ the step, the images seen, the wall time, and the mean and minimum AUC over the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-
-def validations(log: Path, batch_size: int = 8) -> list[dict]:
-    """Validation records of a log with the run's cumulative wall time (sessions summed)."""
-    out, total, last = [], 0.0, 0.0
-    for line in log.read_text().splitlines():
-        rec = json.loads(line)
-        if "val_auc" in rec:
-            aucs = [v for v in rec["val_auc"].values() if v is not None]
-            out.append({"step": rec["step"], "images": rec["step"] * batch_size, "wall_s": total + last,
-                        "mean_auc": float(np.mean(aucs)), "min_auc": float(np.min(aucs)), "auc": rec["val_auc"]})
-        elif "wall_s" in rec:
-            if rec["wall_s"] < last:
-                total += last
-            last = rec["wall_s"]
-    return out
+from maximask.train.runlog import read_run_log
 
 
 def main(argv=None) -> int:
@@ -44,9 +29,10 @@ def main(argv=None) -> int:
     print("| run | step | images seen | wall (CPU) min | mean AUC | min AUC | CR AUC |")
     print("|---|---|---|---|---|---|---|")
     for log in args.logs:
-        for v in validations(log, args.batch_size):
-            print(f"| {log.stem} | {v['step']} | {v['images']} | {v['wall_s'] / 60:.1f} | {v['mean_auc']:.4f} | "
-                  f"{v['min_auc']:.3f} | {v['auc']['CR']:.3f} |")
+        for v in read_run_log(log)[1]:
+            aucs = [a for a in v["val_auc"].values() if a is not None]
+            print(f"| {log.stem} | {v['step']} | {v['step'] * args.batch_size} | {v['wall_s'] / 60:.1f} | "
+                  f"{np.mean(aucs):.4f} | {np.min(aucs):.3f} | {v['val_auc']['CR']:.3f} |")
     return 0
 
 

@@ -10,28 +10,13 @@ the validation history and a free-text note (machine, simulator version).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from maximask.modelfile import load_model, save_model
 from maximask.reference_output import reference_output
-
-
-def run_history(run_dir: Path) -> tuple[float, list[dict]]:
-    """Total wall seconds (sessions summed) and the validation records of a run's log."""
-    total, last, validations = 0.0, 0.0, []
-    for line in (run_dir / "log.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "val_auc" in rec:
-            validations.append({"step": rec["step"], "val_loss": rec["val_loss"], "val_auc": rec["val_auc"],
-                                "wall_s": round(total + last, 1)})
-            continue
-        if rec["wall_s"] < last:  # a new session started from 0
-            total += last
-        last = rec["wall_s"]
-    return total + last, validations
+from maximask.train.runlog import read_run_log
 
 
 def main(argv=None) -> int:
@@ -43,14 +28,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     model, card = load_model(args.run_dir, kind=args.kind)
-    wall, validations = run_history(args.run_dir)
+    wall, validations = read_run_log(args.run_dir)
     size = card["arch_args"].get("input_size", 128)
     card["reference_output"] = reference_output(model, kind=args.kind, size=size)
     training = card.setdefault("training", {})
     if wall > training.get("wall_s", 0):  # runs resumed by older trainers recorded their last session only
         training["wall_s_last_session"] = training.get("wall_s")
         training["wall_s"] = round(wall, 1)
-    training["validation_history"] = validations
+    training["validation_history"] = [{k: v[k] for k in ("step", "val_loss", "val_auc", "wall_s")} for v in validations]
     if args.note:
         training["note"] = args.note
     out = save_model(args.dest / args.kind, model, card)

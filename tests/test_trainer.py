@@ -175,3 +175,16 @@ def test_command_lines_train_calibrate_and_evaluate(shards, tmp_path, capsys):
     assert f"| CR | {PAPER_TABLE7['all']['CR']:.5f} | {metrics['classes']['CR']['auc']:.5f} |" in table
     assert evaluate_main(["maximask", str(tmp_path / "missing"), "--data", str(shards / "val"),
                           "--out", str(out)]) == 2
+
+
+def test_run_log_wall_time_sums_sessions(tmp_path):
+    from maximask.train.runlog import read_run_log
+
+    records = [{"step": 10, "loss": 1.0, "wall_s": 5.0}, {"step": 20, "loss": 0.9, "wall_s": 9.0},
+               {"step": 20, "val_loss": 0.5, "val_auc": {"CR": 0.6}},
+               {"step": 30, "loss": 0.8, "wall_s": 4.0},  # a session whose clock restarted at 0
+               {"step": 40, "loss": 0.7, "wall_s": 7.0}, {"step": 40, "val_loss": 0.4, "val_auc": {"CR": 0.7}}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    wall, vals = read_run_log(tmp_path)
+    assert wall == 16.0
+    assert [(v["step"], v["wall_s"]) for v in vals] == [(20, 9.0), (40, 16.0)]
