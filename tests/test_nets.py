@@ -146,3 +146,44 @@ def test_maxitrack_global_pool_variant_averages_the_last_maps():
     assert logits.shape == (3, 2) and torch.isfinite(logits).all()
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 1])).backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_maximask_batch_norm_variant_trains_and_folds_exactly():
+    from maximask.nets.maximask_net import fold_batch_norm
+
+    torch.manual_seed(0)
+    model = MaxiMaskNet(width=0.125, batch_norm=True)
+    assert model.arch_args["batch_norm"] is True
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    n_conv = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert n_bn == n_conv - 6  # every convolution but the 5 logit layers and the head
+    x = torch.randn(2, 1, 37, 45)
+    logits, pre = model(x, return_pre=True)
+    (logits.sum() + sum(p.sum() for p in pre)).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    # non-trivial running statistics and affine parameters
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_()
+    model.eval()
+    plain = fold_batch_norm(model)
+    assert plain.arch_args == {"n_classes": N_CLASSES, "width": 0.125}
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    with torch.no_grad():
+        expected = model(x, return_pre=True)[0]
+        torch.testing.assert_close(plain(x), expected, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(plain.forward_inference(x), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_fold_batch_norm_of_a_plain_model_is_a_copy():
+    from maximask.nets.maximask_net import fold_batch_norm
+
+    torch.manual_seed(1)
+    model = MaxiMaskNet(width=0.125).eval()
+    copy = fold_batch_norm(model)
+    for a, b in zip(model.state_dict().values(), copy.state_dict().values()):
+        assert torch.equal(a, b)

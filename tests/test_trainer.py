@@ -81,6 +81,25 @@ def test_training_lowers_loss_and_resume_is_identical(shards, tmp_path, extra):
     assert TrainConfig.load(straight / "config.toml") == _config(shards, straight, **extra)
 
 
+def test_batch_norm_run_exports_the_folded_paper_network(shards, tmp_path):
+    from maximask.nets import MaxiMaskNet
+
+    run = tmp_path / "bn"
+    r = train(_config(shards, run, batch_norm=True, lr=3e-3), progress=False)
+    assert r.completed
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["arch_args"]["batch_norm"] is True
+    trained = MaxiMaskNet(**ckpt["arch_args"])
+    trained.load_state_dict(ckpt["model"])
+    trained.eval()
+    model, card = load_model(run, kind="maximask")
+    assert card["arch_args"] == {"n_classes": 14, "width": 0.125}  # no batch normalisation left
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), trained(x), rtol=1e-4, atol=1e-4)
+
+
 def test_cosine_schedule_warms_up_and_decays():
     from maximask.train.trainer import learning_rate
 

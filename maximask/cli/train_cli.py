@@ -57,7 +57,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (cosine schedule)")
     p.add_argument("--min-lr-ratio", type=float, help="final lr of the cosine schedule / lr")
     p.add_argument("--batch-norm", action="store_true", default=None,
-                   help="MaxiTrack: batch normalisation after each convolution (not in the paper)")
+                   help="batch normalisation after each convolution (not in the paper; "
+                        "MaxiMask: folded into the convolutions of the exported model)")
     p.add_argument("--global-pool", action="store_true", default=None,
                    help="MaxiTrack: average the last feature maps over the image (not in the paper)")
     p.add_argument("--augment", action="store_true", default=None,

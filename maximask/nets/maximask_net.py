@@ -13,7 +13,11 @@ Three parts:
    final maps (one independent sigmoid per class).
 
 Channel counts follow Table 5 times ``width``; ``width=1.0`` is the paper's
-network. Any input size works: pooling rounds up (e.g. 25 -> 13) and
+network. ``batch_norm=True`` (not in the paper) puts a batch normalisation
+between every hidden convolution and its ReLU, for faster training from
+scratch; :func:`fold_batch_norm` merges each one into its convolution, which
+gives back the paper's network (``batch_norm=False``) with identical
+eval-mode outputs, so shipped model files never hold batch normalisation. Any input size works: pooling rounds up (e.g. 25 -> 13) and
 unpooling restores the exact size recorded on the way down.
 """
 
@@ -26,7 +30,7 @@ import torch.nn.functional as F
 from maximask.classes import N_CLASSES
 from maximask.nets.registry import register_model
 
-__all__ = ["MaxiMaskNet"]
+__all__ = ["MaxiMaskNet", "fold_batch_norm"]
 
 #: Table 5 channel counts at width 1.0: encoder levels 1, 1/2, 1/4, 1/8, 1/16, 1/32.
 _ENCODER_CHANNELS = (32, 64, 128, 256, 256, 256)
@@ -35,8 +39,15 @@ _ENCODER_DEPTHS = (1, 1, 2, 2, 2, 1)
 _N_LEVELS = 5  # number of max-pool steps
 
 
-def _conv(c_in: int, c_out: int) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+def _conv(c_in: int, c_out: int, bias: bool = True) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=bias)
+
+
+def _hidden_conv(c_in: int, c_out: int, batch_norm: bool) -> list[nn.Module]:
+    """3x3 convolution [+ batch normalisation] + ReLU."""
+    if batch_norm:
+        return [_conv(c_in, c_out, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+    return [_conv(c_in, c_out), nn.ReLU(inplace=True)]
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -60,12 +71,12 @@ def _unpool_add_(x: torch.Tensor, indices: torch.Tensor, skip: torch.Tensor) -> 
 
 
 class _ConvStack(nn.Sequential):
-    """Convolutions with ReLU: channels ``chans[0] -> chans[1] -> ...``."""
+    """Convolutions [+ batch normalisation] with ReLU: channels ``chans[0] -> chans[1] -> ...``."""
 
-    def __init__(self, chans: list[int]):
+    def __init__(self, chans: list[int], batch_norm: bool = False):
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            layers += [_conv(c_in, c_out), nn.ReLU(inplace=True)]
+            layers += _hidden_conv(c_in, c_out, batch_norm)
         super().__init__(*layers)
 
 
@@ -79,6 +90,9 @@ class MaxiMaskNet(nn.Module):
         Number of output maps (14: paper Table 4).
     width : float
         Channel multiplier; 1.0 gives the paper's channel counts (Table 5).
+    batch_norm : bool
+        Batch normalisation after every hidden convolution (training aid, not
+        in the paper; :func:`fold_batch_norm` removes it exactly).
 
     Notes
     -----
@@ -91,12 +105,15 @@ class MaxiMaskNet(nn.Module):
     ``forward`` runs :meth:`forward_inference`, the memory-lean equivalent.
     """
 
-    def __init__(self, n_classes: int = N_CLASSES, width: float = 1.0):
+    def __init__(self, n_classes: int = N_CLASSES, width: float = 1.0, batch_norm: bool = False):
         super().__init__()
         if width <= 0:
             msg = f"width must be positive, got {width}"
             raise ValueError(msg)
         self.arch_args = {"n_classes": int(n_classes), "width": float(width)}
+        if batch_norm:
+            self.arch_args["batch_norm"] = True
+        bn = bool(batch_norm)
         ch = [_scaled(c, width) for c in _ENCODER_CHANNELS]
         self.channels = tuple(ch)
 
@@ -104,7 +121,7 @@ class MaxiMaskNet(nn.Module):
         encoder = []
         c_prev = 1
         for c, depth in zip(ch, _ENCODER_DEPTHS):
-            encoder.append(_ConvStack([c_prev] + [c] * depth))
+            encoder.append(_ConvStack([c_prev] + [c] * depth, bn))
             c_prev = c
         self.encoder = nn.ModuleList(encoder)
 
@@ -114,10 +131,10 @@ class MaxiMaskNet(nn.Module):
         self.decoder = nn.ModuleList(
             [
                 _conv(ch[0], n_classes),  # level 0 (full): conv to logits, no ReLU
-                _ConvStack([ch[1], ch[0]]),  # level 1 (1/2): 64 -> 32
-                _ConvStack([ch[2], ch[2], ch[1]]),  # level 2 (1/4): 128 -> 128 -> 64
-                _ConvStack([ch[3], ch[3], ch[2]]),  # level 3 (1/8): 256 -> 256 -> 128
-                _ConvStack([ch[4], ch[4], ch[4]]),  # level 4 (1/16): 256 -> 256 -> 256
+                _ConvStack([ch[1], ch[0]], bn),  # level 1 (1/2): 64 -> 32
+                _ConvStack([ch[2], ch[2], ch[1]], bn),  # level 2 (1/4): 128 -> 128 -> 64
+                _ConvStack([ch[3], ch[3], ch[2]], bn),  # level 3 (1/8): 256 -> 256 -> 128
+                _ConvStack([ch[4], ch[4], ch[4]], bn),  # level 4 (1/16): 256 -> 256 -> 256
             ]
         )
         # Output channels of the decoder at each level (input of the next unpooling).
@@ -135,7 +152,7 @@ class MaxiMaskNet(nn.Module):
                 if level == 0:
                     convs.append(_conv(c_in, c_out))  # logits
                 else:
-                    convs.append(nn.Sequential(_conv(c_in, c_out), nn.ReLU(inplace=True)))
+                    convs.append(nn.Sequential(*_hidden_conv(c_in, c_out, bn)))
                 c_in = c_out
             ucps.append(nn.ModuleList(convs))
         self.ucps = nn.ModuleList(ucps)
@@ -226,3 +243,44 @@ class MaxiMaskNet(nn.Module):
                 del part
             i = len(starts)
             return acc.add_(F.conv2d(dec.pop(0), weight[:, i * n_cls:(i + 1) * n_cls], None, padding=1))
+
+
+def fold_batch_norm(model: MaxiMaskNet) -> MaxiMaskNet:
+    """The plain network (``batch_norm=False``) equivalent to ``model`` in eval mode.
+
+    Each convolution followed by a batch normalisation of running mean ``mu``,
+    variance ``var``, scale ``gamma`` and shift ``beta`` becomes one convolution
+    of weight ``W * s`` and bias ``beta + (b - mu) * s``, with
+    ``s = gamma / sqrt(var + eps)`` per output channel. A model without batch
+    normalisation is returned as an equal copy.
+
+    Parameters
+    ----------
+    model : MaxiMaskNet
+
+    Returns
+    -------
+    MaxiMaskNet, in eval mode, ``arch_args`` without ``batch_norm``.
+    """
+    args = {k: v for k, v in model.arch_args.items() if k != "batch_norm"}
+    plain = MaxiMaskNet(**args)
+    src = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    dst = [m for m in plain.modules() if isinstance(m, nn.Conv2d)]
+    i = 0
+    with torch.no_grad():
+        for conv_out in dst:
+            conv = src[i]
+            bn = src[i + 1] if i + 1 < len(src) and isinstance(src[i + 1], nn.BatchNorm2d) else None
+            i += 2 if bn is not None else 1
+            weight = conv.weight.detach().double()
+            bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
+            if bn is not None:
+                scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+                weight = weight * scale[:, None, None, None]
+                bias = bn.bias.double() + (bias - bn.running_mean.double()) * scale
+            conv_out.weight.copy_(weight.float())
+            conv_out.bias.copy_(bias.float())
+    if i != len(src):
+        msg = "the model's layers do not match the plain MaxiMaskNet's"
+        raise ValueError(msg)
+    return plain.eval()

@@ -91,7 +91,10 @@ class TrainConfig:
     min_lr_ratio : float
         Final learning rate of the cosine schedule, as a fraction of ``lr``.
     batch_norm : bool
-        MaxiTrack only: batch normalisation after each convolution (not in the paper).
+        Batch normalisation after each hidden convolution (not in the paper). For
+        MaxiMask it is a training aid only: the exported model has it folded into
+        the convolutions (:func:`maximask.nets.maximask_net.fold_batch_norm`), so it
+        is the paper's network; MaxiTrack keeps it.
     global_pool : bool
         MaxiTrack only: average the last feature maps over the image (not in the paper).
     augment : bool

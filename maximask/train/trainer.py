@@ -96,7 +96,8 @@ def resolve_device(name: str) -> torch.device:
 def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
     """The network of ``config`` (random weights, or those of ``config.init``)."""
     if config.kind == "maximask":
-        model = create_model("maximask", width=config.width, n_classes=N_CLASSES)
+        model = create_model("maximask", width=config.width, n_classes=N_CLASSES,
+                             **({"batch_norm": True} if config.batch_norm else {}))
     else:
         if image_shape[0] != image_shape[1]:
             msg = f"MaxiTrack needs square images, the shards hold {image_shape}"
@@ -360,6 +361,10 @@ def export_run(model, config: TrainConfig, run_dir: Path, *, train_set, val_set,
     from maximask import __version__
     from maximask.modelfile import save_model
 
+    if config.kind == "maximask" and model.arch_args.get("batch_norm"):
+        from maximask.nets.maximask_net import fold_batch_norm
+
+        model = fold_batch_norm(model).to(device or torch.device("cpu"))
     calib_set = val_set if val_set is not None else train_set
     result = calibrate(model, calib_set, kind=config.kind, batch_size=config.batch_size,
                        max_images=config.calib_max_images or None)
