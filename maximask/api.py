@@ -199,11 +199,11 @@ def as_image(data) -> np.ndarray:
     return arr
 
 
-def _predict(data, model, net_dir, device, settings_kw, *, tile, batch_size, margin):
+def _predict(data, model, net_dir, device, settings_kw, *, tile, batch_size, margin, precision):
     lm = _get_model("maximask", model, net_dir, device)
     settings = make_settings(lm.card, **settings_kw)
     pred = MaskPredictor(lm.model, lm.card, settings, tile=tile,
-                         margin=margin, batch_size=batch_size)
+                         margin=margin, batch_size=batch_size, precision=precision)
     image = as_image(data)
     out = pred.predict(image)
     if settings.single_mask and image.ndim == 2:
@@ -222,6 +222,7 @@ def predict_probabilities(
     tile: int | None = None,
     margin: int = DEFAULT_MARGIN,
     batch_size: int = 1,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Contaminant probabilities of an image.
 
@@ -235,6 +236,11 @@ def predict_probabilities(
         Classes to return, in class-table order (default: all 14).
     priors : "default", None, dict or (14,) array
         Observation priors of Eq. 26 ("default": the published priors; None: none).
+    precision : {"fp32", "bf16"}
+        Arithmetic of the network: float32, or bfloat16 autocast (the posterior stays
+        float32). bf16 changes most probabilities by less than ~0.01 (rare pixels, mostly
+        of SAT, SP, OV, BBG and BG, by up to a few tenths) and is only faster on CPUs with
+        native bfloat16 (AVX512-BF16/AMX) or on GPUs; elsewhere it is usually slower.
 
     Returns
     -------
@@ -243,7 +249,7 @@ def predict_probabilities(
     """
     return _predict(data, model, net_dir, device,
                     dict(classes=classes, priors=priors, thresholds=None),
-                    tile=tile, batch_size=batch_size, margin=margin)
+                    tile=tile, batch_size=batch_size, margin=margin, precision=precision)
 
 
 def predict_mask(
@@ -260,6 +266,7 @@ def predict_mask(
     tile: int | None = None,
     margin: int = DEFAULT_MARGIN,
     batch_size: int = 1,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Contaminant masks of an image.
 
@@ -271,6 +278,12 @@ def predict_mask(
         "default": the model card's thresholds (chosen for the default priors).
     dilate : dict, optional
         Class -> growth radius in pixels.
+    precision : {"fp32", "bf16"}
+        Arithmetic of the network: float32, or bfloat16 autocast (the posterior stays
+        float32). bf16 changes most probabilities by less than ~0.01 (rare pixels, mostly
+        of SAT, SP, OV, BBG and BG, by up to a few tenths) and is only faster on CPUs with
+        native bfloat16 (AVX512-BF16/AMX) or on GPUs; elsewhere it is usually slower.
+        Pixels near a threshold may then flip.
 
     Returns
     -------
@@ -283,7 +296,7 @@ def predict_mask(
         raise ValueError(msg)
     out = _predict(data, model, net_dir, device,
                    dict(classes=classes, priors=priors, thresholds=thresholds, single_mask=single_mask, dilate=dilate),
-                   tile=tile, batch_size=batch_size, margin=margin)
+                   tile=tile, batch_size=batch_size, margin=margin, precision=precision)
     return out
 
 
@@ -295,6 +308,7 @@ def predict_tracking(
     prior: float | None = DEFAULT_TRACKING_PRIOR,
     device: str = "auto",
     batch_size: int = 16,
+    precision: str = "fp32",
 ) -> float:
     """Probability that an exposure is affected by tracking errors (MaxiTrack).
 
@@ -305,13 +319,18 @@ def predict_tracking(
         400x400 tiles of all HDUs).
     prior : float or None
         Observation prior of tracking errors (Eq. 26); None: no update.
+    precision : {"fp32", "bf16"}
+        Arithmetic of the network: float32, or bfloat16 autocast (the posterior is
+        unchanged). bf16 changes the probability slightly (by ~0.01 or less) and is only
+        faster on CPUs with native bfloat16 (AVX512-BF16/AMX) or on GPUs; elsewhere it is
+        usually slower.
 
     Returns
     -------
     float in [0, 1]
     """
     lm = _get_model("maxitrack", model, net_dir, device)
-    pred = TrackPredictor(lm.model, lm.card, prior, batch_size=batch_size)
+    pred = TrackPredictor(lm.model, lm.card, prior, batch_size=batch_size, precision=precision)
     planes = []
     items = list(data) if isinstance(data, (list, tuple)) or type(data).__name__ == "HDUList" else [data]
     for item in items:

@@ -20,10 +20,25 @@ grid anchored at the bottom-right corner, as the published tool does; each tile
 gets a probability of tracking errors, updated to the observation prior, and
 the image's probability is the mean over tiles (weighted by their valid pixels;
 images smaller than a tile are zero-padded, i.e. padded with the background).
+
+Precision
+---------
+``precision="fp32"`` (default) runs the networks in float32. ``"bf16"`` runs
+their forward pass under ``torch.autocast`` in bfloat16 (torch's autocast op
+lists: convolutions and linear layers run in bfloat16); the logits are
+converted back to float32 before the posterior (prior shift, sigmoid,
+thresholds), and preprocessing is unchanged. Most probabilities then differ
+from float32 ones by less than about 0.01, but rare pixels (mostly of the
+large-scale classes SAT, SP, OV, BBG, BG) by up to a few tenths (a likely
+cause: bfloat16 rounding can change which pixel of a 2x2 window max-pooling
+keeps, and unpooling carries that to the output). It is only faster on CPUs
+with native bfloat16 arithmetic (AVX512-BF16, AMX) and on GPUs; elsewhere
+bfloat16 is emulated and usually slower.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import mmap
@@ -52,6 +67,9 @@ __all__ = [
     "ALIGN",
     "resolve_device",
     "configure_threads",
+    "PRECISIONS",
+    "check_precision",
+    "precision_context",
     "Tile",
     "plan_axis",
     "plan_tiles",
@@ -76,6 +94,8 @@ MEMMAP_BYTES = 256 * 2**20
 WINDOW_PIXELS = 16 * 2**20
 #: Extra rows around a row window used for its background map, pixels.
 BACKGROUND_HALO = 128
+#: Accepted ``precision`` values: float32, or bfloat16 autocast of the forward pass.
+PRECISIONS = ("fp32", "bf16")
 
 
 class DeviceError(ValueError):
@@ -106,6 +126,44 @@ def configure_threads(threads: int | None) -> None:
             msg = f"threads must be >= 1, got {threads}"
             raise ValueError(msg)
         torch.set_num_threads(int(threads))
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """Validate ``precision`` (one of :data:`PRECISIONS`) for a model on ``device``; returns it.
+
+    Raises
+    ------
+    ValueError
+        Unknown precision, or bfloat16 autocast not available on that device.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(_unknown_precision(precision))
+    if precision == "bf16":
+        try:  # entering the context checks the device (e.g. CUDA GPUs without bfloat16)
+            with precision_context(precision, device):
+                pass
+        except RuntimeError as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            msg = f"precision 'bf16' is not available on device {device}: {first_line}"
+            raise ValueError(msg) from None
+    return precision
+
+
+def precision_context(precision: str, device: torch.device):
+    """Context manager for a forward pass: ``torch.autocast`` to bfloat16 for ``"bf16"``, nothing for ``"fp32"``.
+
+    Only the network call should run inside it; outputs (bfloat16 under ``"bf16"``)
+    are to be converted with ``.float()`` before the posterior.
+    """
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    raise ValueError(_unknown_precision(precision))
+
+
+def _unknown_precision(precision) -> str:
+    return f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
 
 
 # --------------------------------------------------------------------------- tiling
@@ -203,6 +261,7 @@ def predict_logits(
     margin: int = DEFAULT_MARGIN,
     batch_size: int = 1,
     channels_last: bool | None = None,
+    precision: str = "fp32",
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[Tile, torch.Tensor]]:
     """Run MaxiMaskNet on overlapping tiles of a compressed image.
@@ -219,6 +278,8 @@ def predict_logits(
         Tiles per forward pass.
     channels_last : bool, optional
         Use the channels-last memory layout (default: on CPU).
+    precision : {"fp32", "bf16"}
+        Arithmetic of the forward pass (see the module docstring); logits are float32 either way.
     progress : callable, optional
         Called with the number of tiles done after each batch.
 
@@ -228,8 +289,10 @@ def predict_logits(
     logits : torch.Tensor, shape (14, ky1-ky0, kx1-kx0), float32, on the model's device
         Logits of the kept part of the tile.
     """
+    check_precision(precision, _model_device(model))
     tiles = plan_tiles(image.shape, tile, margin)
-    yield from _run_tiles(model, image, tiles, 0, batch_size=batch_size, channels_last=channels_last, progress=progress)
+    yield from _run_tiles(model, image, tiles, 0, batch_size=batch_size, channels_last=channels_last,
+                          precision=precision, progress=progress)
 
 
 def _run_tiles(
@@ -240,9 +303,14 @@ def _run_tiles(
     *,
     batch_size: int = 1,
     channels_last: bool | None = None,
+    precision: str = "fp32",
     progress: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[Tile, torch.Tensor]]:
-    """Tiles (full-image coordinates) of ``image``, whose row 0 is full-image row ``y_offset``."""
+    """Tiles (full-image coordinates) of ``image``, whose row 0 is full-image row ``y_offset``.
+
+    Yields (tile, float32 logits of its kept part, shape (14, ky1-ky0, kx1-kx0)). Only the
+    network call runs under :func:`precision_context` (which is not left active across yields).
+    """
     from maximask.nets import MaxiMaskNet
 
     device = _model_device(model)
@@ -257,9 +325,11 @@ def _run_tiles(
             x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            logits = forward(x)
+            with precision_context(precision, device):
+                logits = forward(x)
             for t, out in zip(batch, logits):
-                yield t, out[:, t.ky0 - t.y0 : t.ky1 - t.y0, t.kx0 - t.x0 : t.kx1 - t.x0]
+                # float32 for the posterior; a no-op (a view) under fp32
+                yield t, out[:, t.ky0 - t.y0 : t.ky1 - t.y0, t.kx0 - t.x0 : t.kx1 - t.x0].float()
             if progress is not None:
                 progress(len(batch))
 
@@ -311,6 +381,15 @@ class MaskPredictor:
     tile, margin : int, pixels
     batch_size : int
     channels_last : bool, optional
+    precision : {"fp32", "bf16"}
+        ``"bf16"``: the network runs under bfloat16 autocast, the posterior in float32
+        (most probabilities change by < ~0.01, rare pixels by up to a few tenths; faster only with native
+        bfloat16: AVX512-BF16/AMX CPUs, GPUs).
+
+    Raises
+    ------
+    ValueError
+        Bad tile/margin, unknown precision, or bf16 not available on the model's device.
     """
 
     def __init__(
@@ -323,6 +402,7 @@ class MaskPredictor:
         margin: int = DEFAULT_MARGIN,
         batch_size: int = 1,
         channels_last: bool | None = None,
+        precision: str = "fp32",
     ):
         self.model = model.eval()
         self.card = card
@@ -333,6 +413,7 @@ class MaskPredictor:
         self.batch_size = int(batch_size)
         self.channels_last = channels_last
         self.device = _model_device(model)
+        self.precision = check_precision(precision, self.device)
         if channels_last is None:
             self.channels_last = self.device.type == "cpu"
         if self.channels_last:
@@ -442,7 +523,8 @@ class MaskPredictor:
             else:
                 tiles = [Tile(w0, w1, c[0], c[1], k0, k1, c[2], c[3]) for c in cols]
             for i, (t, logits) in enumerate(_run_tiles(self.model, compressed, tiles, w0, batch_size=self.batch_size,
-                                                       channels_last=self.channels_last, progress=progress)):
+                                                       channels_last=self.channels_last, precision=self.precision,
+                                                       progress=progress)):
                 work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
                 if i % 4 == 3:
                     release_pages(work)
@@ -542,14 +624,19 @@ class TrackPredictor:
     prior : float or None
         Observation prior of tracking errors (Eq. 26); None: no update.
     batch_size : int
+    precision : {"fp32", "bf16"}
+        ``"bf16"``: the network runs under bfloat16 autocast, the posterior as with fp32
+        (the probability changes by ~0.01 or less; faster only with native bfloat16: AVX512-BF16/AMX CPUs, GPUs).
     """
 
-    def __init__(self, model: nn.Module, card: dict, prior: float | None = 0.05, *, batch_size: int = 16):
+    def __init__(self, model: nn.Module, card: dict, prior: float | None = 0.05, *, batch_size: int = 16,
+                 precision: str = "fp32"):
         self.model = model.eval()
         self.card = card
         self.size = int(getattr(model, "input_size", 400))
         self.batch_size = int(batch_size)
         self.device = _model_device(model)
+        self.precision = check_precision(precision, self.device)
         if prior is not None and not (0.0 < prior < 1.0):
             msg = f"prior must lie strictly between 0 and 1, got {prior}"
             raise ValueError(msg)
@@ -587,7 +674,9 @@ class TrackPredictor:
                 x = torch.from_numpy(batch).to(self.device)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                logits = self.model(x).float()
+                with precision_context(self.precision, self.device):
+                    logits = self.model(x)
+                logits = logits.float()
                 z = logits[:, 1] - logits[:, 0] - self.shift  # log-odds of class 1, Eq. 26 shift
                 probs.append(torch.sigmoid(z.double()).cpu().numpy())
         return np.concatenate(probs), np.asarray(weights, dtype=np.float64)

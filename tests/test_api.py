@@ -108,6 +108,18 @@ def test_tracking(models):
     assert predict_tracking(img, mt, prior=0.5) >= p  # default prior 0.05 < training prior 0.5
 
 
+def test_precision_is_passed_through(mm, models):
+    img = _image()
+    p32 = predict_probabilities(img, mm)
+    p16 = predict_probabilities(img, mm, precision="bf16")
+    assert p16.dtype == np.float32 and np.abs(p16 - p32).max() < 0.05 and not np.array_equal(p16, p32)
+    assert predict_mask(img, mm, single_mask=True, precision="bf16").shape == (48, 56)
+    mt = load_maxitrack(models, device="cpu")
+    assert predict_tracking(img, mt, precision="bf16") == pytest.approx(predict_tracking(img, mt), abs=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        predict_probabilities(img, mm, precision="half")
+
+
 def test_missing_model_is_a_model_file_error(tmp_path):
     with pytest.raises(ModelFileError):
         load_maximask(tmp_path)

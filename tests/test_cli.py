@@ -117,7 +117,7 @@ def test_directory_with_a_bad_file_and_maxitrack(tmp_path, models):
     with fits.open(out / "b.mask.fits") as h:
         assert h[0].data.shape == (13, 70, 30) and h[0].data.dtype.kind == "f"
     assert not list(d.glob("*.mask.fits"))  # nothing written beside the inputs
-    r = _run("maxitrack", d, "--net_dir", models, "--prior", "0.1", cwd=tmp_path)
+    r = _run("maxitrack", d, "--net_dir", models, "--prior", "0.1", "--precision", "bf16", cwd=tmp_path)
     assert r.returncode == 2 and "c.fits" in r.stderr
     lines = (tmp_path / "maxitrack.out").read_text().splitlines()
     assert [ln.split()[0] for ln in lines] == [str(d / "a.fits"), str(d / "b.fits")]
@@ -178,6 +178,24 @@ def test_config_dir_and_dilate_in_process(tmp_path, models, capsys):
         assert h[0].data.shape == (3, 30, 30) and h[0].data.dtype == np.uint8
         assert [hdr["CLASS1"], hdr["CLASS2"], hdr["CLASS3"]] == ["CR", "HP", "BG"]
         assert hdr["CR_TH"] == 0.3 and hdr["CR_DIL"] == 1 and hdr["CR_PR"] == DEFAULT_PRIORS["CR"]
+
+
+def test_precision_option():
+    for cli in (maximask_cli, maxitrack_cli):
+        parser = cli.build_parser()
+        assert parser.parse_args(["img.fits"]).precision == "fp32"
+        assert parser.parse_args(["img.fits", "--precision", "bf16"]).precision == "bf16"
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["img.fits", "--precision", "fp16"])
+        assert exc.value.code == 2
+
+
+def test_single_file_bf16_in_process(tmp_path, models, capsys):
+    src = _fits(tmp_path / "img.fits", shape=(20, 20))
+    rc = maximask_cli.main([str(src), "--net_dir", str(models), "--precision", "bf16", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    with fits.open(tmp_path / "img.mask.fits") as h:
+        assert h[0].data.shape == (13, 20, 20) and h[0].data.dtype == np.uint8
 
 
 @pytest.mark.skipif(not REALDATA.is_dir(), reason="real exposures not available on this machine")
