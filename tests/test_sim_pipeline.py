@@ -173,3 +173,16 @@ def test_cli_maxitrack(tmp_path):
     data = ShardArrays(tmp_path, kind="maxitrack")
     assert len(data) == 2 and set(np.unique(data.targets)) <= {0, 1}
     assert data.images.dtype == np.float16 and np.isfinite(data.images.astype(np.float32)).all()
+
+
+def test_cli_maxitrack_min_bright_stars_reaches_the_sample(tmp_path):
+    import json
+
+    from maximask.cli.sim_cli import main
+
+    assert main(["maxitrack", str(tmp_path / "any"), "--n", "4", "--size", "32", "--seed", "5",
+                 "--min-bright-stars", "0", "--quiet"]) == 0
+    meta = json.loads(str(np.load(sorted((tmp_path / "any").glob("shard_*.npz"))[0])["meta"]))
+    assert meta["job"]["min_bright_stars"] == 0.0
+    # with no minimum the first sky draw is always kept
+    assert all(s["sky_draws"] == 1 for s in meta["samples"])

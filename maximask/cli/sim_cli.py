@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maxitrack", help="shards of (compressed image, tracking-error label)")
     _add_common(p, n_default=4000, size_default=256)
     p.add_argument("--real-data", type=Path, help="directory with the real cosmic-ray data (for the local contaminants)")
+    p.add_argument("--min-bright-stars", type=float, default=None,
+                   help="redraw the sky until this many stars above 20 sigma are expected (default 8; "
+                        "0: any sky, sparse fields included)")
 
     p = sub.add_parser("gallery", help="PNG grid of samples with their truth (Fig. 8 colour code)")
     p.add_argument("out_png", type=Path)
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                            with_raw=True, fwhm_range=rng_, probabilities={"SAT": 1.0})
             _run(args.out_dir / sub, job, args, sub)
     elif args.command == "maxitrack":
-        job = ShardJob(kind="maxitrack", shape=(args.size, args.size), real_data=_real_data(args.real_data))
+        job = ShardJob(kind="maxitrack", shape=(args.size, args.size), real_data=_real_data(args.real_data),
+                       min_bright_stars=args.min_bright_stars)
         _run(args.out_dir, job, args, "maxitrack")
     elif args.command == "gallery":
         from maximask.simulate.gallery import write_gallery

@@ -60,6 +60,11 @@ class ShardJob:
         Also store raw ADU images, background maps and noise parameters.
     fwhm_range : (float, float) or None
         Seeing FWHM range, pixels.
+    min_bright_stars : float or None
+        MaxiTrack: the sky is redrawn until this many stars brighter than 20 sigma_U
+        are expected (None: the default of
+        :func:`maximask.simulate.tracking.simulate_tracking_sample`; 0: any sky,
+        sparse fields included).
     """
 
     kind: str = "maximask"
@@ -69,6 +74,7 @@ class ShardJob:
     real_data: str | None = None
     with_raw: bool = False
     fwhm_range: tuple[float, float] | None = None
+    min_bright_stars: float | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -80,6 +86,7 @@ class ShardJob:
             "real_data": bool(self.real_data),
             "with_raw": self.with_raw,
             "fwhm_range": list(self.fwhm_range) if self.fwhm_range else None,
+            **({"min_bright_stars": self.min_bright_stars} if self.min_bright_stars is not None else {}),
         }
 
 
@@ -102,7 +109,8 @@ def make_sample(job: ShardJob, seed: int) -> dict:
     if job.kind == "maxitrack":
         from maximask.simulate.tracking import simulate_tracking_sample
 
-        image, label, meta = simulate_tracking_sample(job.shape, rng=rng, options=options or None)
+        kw = {} if job.min_bright_stars is None else {"min_bright_stars": float(job.min_bright_stars)}
+        image, label, meta = simulate_tracking_sample(job.shape, rng=rng, options=options or None, **kw)
         return {"image": image, "label": int(label), "meta": meta}
     from maximask.simulate.pipeline import simulate_scene
 
