@@ -27,16 +27,20 @@ def _machine() -> dict:
     import torch
 
     cpu = platform.processor() or ""
+    flags: list[str] = []
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
-                    break
+                elif line.startswith("flags") and not flags:
+                    flags = [f for f in line.split(":", 1)[1].split()
+                             if f.startswith(("avx", "amx", "fma")) or f in ("f16c",)]
     except OSError:
         pass
     return {
         "cpu": cpu,
+        "simd_flags": flags,
         "logical_cpus": os.cpu_count(),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -74,7 +78,8 @@ def run_one(cfg: dict) -> dict:
     if cfg["kind"] == "maximask":
         model = create_model("maximask", width=cfg["width"]).eval().to(device)
         settings = PosteriorSettings(thresholds=None) if cfg["output"] == "proba" else PosteriorSettings()
-        pred = MaskPredictor(model, {}, settings, tile=cfg["tile"], margin=cfg["margin"], batch_size=cfg["batch_size"])
+        pred = MaskPredictor(model, {}, settings, tile=cfg["tile"], margin=cfg["margin"], batch_size=cfg["batch_size"],
+                             precision=cfg.get("precision", "fp32"))
         pred.predict(_image((256, 256), seed=1))  # warm-up (kernel selection)
         for _ in range(cfg["repeat"]):
             t = time.perf_counter()
@@ -90,7 +95,9 @@ def run_one(cfg: dict) -> dict:
         x = torch.zeros(1, 1, cfg["tile"], cfg["tile"], device=device)
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        from maximask.inference import precision_context
+
+        with torch.inference_mode(), precision_context(cfg.get("precision", "fp32"), device):
             pred.model.forward_inference(x)
             t = time.perf_counter()
             pred.model.forward_inference(x)
@@ -104,8 +111,10 @@ def run_one(cfg: dict) -> dict:
             astroscrappy.detect_cosmics(img, gain=1.0, readnoise=5.0, sigclip=4.5, sigfrac=0.3, objlim=5.0, niter=4)
             times.append(time.perf_counter() - t)
     else:
-        model = create_model("maxitrack", width=cfg["width"], input_size=cfg.get("input_size", 400)).eval().to(device)
-        pred = TrackPredictor(model, {}, 0.05, batch_size=cfg["batch_size"])
+        arch = {"batch_norm": True, "global_pool": True} if cfg.get("track_bn_pool") else {}
+        model = create_model("maxitrack", width=cfg["width"], input_size=cfg.get("input_size", 400), **arch)
+        model = model.eval().to(device)
+        pred = TrackPredictor(model, {}, 0.05, batch_size=cfg["batch_size"], precision=cfg.get("precision", "fp32"))
         pred.predict(_image((400, 400), seed=1))
         for _ in range(cfg["repeat"]):
             t = time.perf_counter()
@@ -137,6 +146,10 @@ def main(argv=None) -> int:
     p.add_argument("--no-maxitrack", action="store_true")
     p.add_argument("--track-width", type=float, default=1.0, help="MaxiTrack width")
     p.add_argument("--track-size", type=int, default=400, help="MaxiTrack input size, pixels")
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
+                   help="network arithmetic (maximask/maxitrack --precision)")
+    p.add_argument("--track-bn-pool", action="store_true",
+                   help="MaxiTrack with batch normalisation and global pooling (the shipped architecture)")
     p.add_argument("--lacosmic", action="store_true", help="also time LA Cosmic (astroscrappy, 4 iterations)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="benchmarks/results.json")
@@ -150,12 +163,13 @@ def main(argv=None) -> int:
     base = {"shape": args.shape, "threads": args.threads, "repeat": args.repeat, "device": args.device}
     configs = [
         {**base, "kind": "maximask", "width": w, "output": o, "tile": args.tile or DEFAULT_TILE,
-         "margin": DEFAULT_MARGIN if args.margin is None else args.margin, "batch_size": args.batch_size}
-        for w in args.widths for o in args.outputs
+         "margin": DEFAULT_MARGIN if args.margin is None else args.margin, "batch_size": args.batch_size,
+         "precision": pr}
+        for w in args.widths for o in args.outputs for pr in args.precisions
     ]
     if not args.no_maxitrack:
-        configs.append({**base, "kind": "maxitrack", "width": args.track_width, "input_size": args.track_size,
-                        "batch_size": 16})
+        configs += [{**base, "kind": "maxitrack", "width": args.track_width, "input_size": args.track_size,
+                     "batch_size": 16, "precision": pr, "track_bn_pool": args.track_bn_pool} for pr in args.precisions]
     if args.lacosmic:
         configs.append({**base, "kind": "lacosmic", "width": None})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -169,6 +183,7 @@ def main(argv=None) -> int:
         results["runs"].append(res)
         label = res["kind"] + (f" width {res['width']}" if res["width"] else "")
         label += f" {res['output']}" if res["kind"] == "maximask" else ""
+        label += f" {res['precision']}" if res.get("precision", "fp32") != "fp32" else ""
         print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
               f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
     results["machine"]["load_average_at_end"] = os.getloadavg()
