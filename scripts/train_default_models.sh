@@ -22,6 +22,8 @@ sim train256    maximask  --n 20000 --size 256 --seed 21 --workers 2
 sim val256      maximask  --n 384   --size 256 --seed 22 --workers 2
 sim track_train maxitrack --n 20000 --size 128 --seed 31
 sim track_val   maxitrack --n 512   --size 128 --seed 32
+sim track_train_sparse maxitrack --n 10000 --size 128 --seed 33 --min-bright-stars 0
+sim track_val_sparse   maxitrack --n 256   --size 128 --seed 34 --min-bright-stars 0
 
 # 2. MaxiMask: width 0.5, batch normalisation during training (folded into the convolutions of
 #    the exported model, which is the paper's network), cosine schedule, dihedral augmentation
@@ -34,14 +36,22 @@ maximask-train maximask --data "$WORK/train256" --val "$WORK/val256" --run-dir "
 
 # 3. MaxiTrack: width 0.5 on 128x128 images, with batch normalisation and global average pooling
 #    (the paper's plain network stalled at the chance loss on this budget, see docs/models.md).
+#    Stage 1 on fields with bright stars to smear; stage 2 adds any sky, sparse fields included,
+#    so that a field without stars gets the training prior instead of a confident answer.
 maximask-train maxitrack --data "$WORK/track_train" --val "$WORK/track_val" --run-dir "$WORK/runs/maxitrack_w05" \
     --width 0.5 --batch-size 32 --lr 1e-3 --lr-schedule cosine --warmup-steps 50 --augment --batch-norm --global-pool \
     --steps "${MAXITRACK_STEPS:-5000}" --checkpoint-every 100 --val-every 250 --log-every 10 \
+    --threads "$THREADS" --device cpu --no-progress --resume
+maximask-train maxitrack --init "$WORK/runs/maxitrack_w05/maxitrack.json" \
+    --data "$WORK/track_train" "$WORK/track_train_sparse" --val "$WORK/track_val" "$WORK/track_val_sparse" \
+    --run-dir "$WORK/runs/maxitrack_w05_mix" \
+    --width 0.5 --batch-size 32 --lr 5e-4 --lr-schedule cosine --warmup-steps 50 --augment --batch-norm --global-pool \
+    --steps 2000 --checkpoint-every 100 --val-every 250 --log-every 10 \
     --threads "$THREADS" --device cpu --no-progress --resume
 wait
 
 # 4. Ship: copy the model files into the package with their reference outputs, then recalibrate the
 #    thresholds (classes with a best held-out MCC below 0.3 keep the default threshold).
 python scripts/ship_model.py "$WORK/runs/maximask_w05_bn" maximask
-python scripts/ship_model.py "$WORK/runs/maxitrack_w05" maxitrack
+python scripts/ship_model.py "$WORK/runs/maxitrack_w05_mix" maxitrack
 maximask-train calibrate maximask/models/maximask.json --data "$WORK/val256"
