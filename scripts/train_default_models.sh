@@ -16,14 +16,16 @@ REAL_OPT=()
 [ -n "$REAL" ] && REAL_OPT=(--real-data "$REAL")
 mkdir -p "$WORK"
 sim() { local out=$1; shift; [ -e "$WORK/$out/dataset.json" ] || maximask-sim "$@" "$WORK/$out" "${REAL_OPT[@]}" --quiet; }
+# MaxiTrack sets were drawn without the real cosmic-ray data (simulated hits only)
+sim_track() { local out=$1; shift; [ -e "$WORK/$out/dataset.json" ] || maximask-sim "$@" "$WORK/$out" --quiet; }
 
 # 1. Data (MaxiMask: 256x256 patches; MaxiTrack: 128x128; seeds differ between sets).
 sim train256    maximask  --n 20000 --size 256 --seed 21 --workers 2
 sim val256      maximask  --n 384   --size 256 --seed 22 --workers 2
-sim track_train maxitrack --n 20000 --size 128 --seed 31
-sim track_val   maxitrack --n 512   --size 128 --seed 32
-sim track_train_sparse maxitrack --n 10000 --size 128 --seed 33 --min-bright-stars 0
-sim track_val_sparse   maxitrack --n 256   --size 128 --seed 34 --min-bright-stars 0
+sim_track track_train maxitrack --n 20000 --size 128 --seed 31
+sim_track track_val   maxitrack --n 512   --size 128 --seed 32
+sim_track track_train_sparse maxitrack --n 10000 --size 128 --seed 33 --min-bright-stars 0
+sim_track track_val_sparse   maxitrack --n 256   --size 128 --seed 34 --min-bright-stars 0
 
 # 2. MaxiMask: width 0.5, batch normalisation during training (folded into the convolutions of
 #    the exported model, which is the paper's network), cosine schedule, dihedral augmentation
