@@ -52,8 +52,7 @@ maximask-train maxitrack --init "$WORK/runs/maxitrack_w05/maxitrack.json" \
     --threads "$THREADS" --device cpu --no-progress --resume
 wait
 
-# 4. Ship: copy the model files into the package with their reference outputs, then recalibrate the
-#    thresholds (classes with a best held-out MCC below 0.3 keep the default threshold).
+# 4. Ship: copy the model files into the package with their reference outputs (the export already
+#    set priors and thresholds; classes with a best held-out MCC below 0.3 keep the default threshold).
 python scripts/ship_model.py "$WORK/runs/maximask_w05_bn" maximask
 python scripts/ship_model.py "$WORK/runs/maxitrack_w05_mix" maxitrack
-maximask-train calibrate maximask/models/maximask.json --data "$WORK/val256"
