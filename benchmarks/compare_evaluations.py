@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     names = list(reports)
     print("| class | paper all | " + " | ".join(f"{n} all" for n in names) + " | paper single | "
           + " | ".join(f"{n} single" for n in names) + " |")
-    print("|---" * (2 + 2 * len(names)) + "|")
+    print("|---" * (3 + 2 * len(names)) + "|")
     for c in CLASS_NAMES:
         row = [c, _fmt(PAPER_TABLE7["all"][c])]
         row += [_fmt(r["classes"][c]["auc"]) for r in reports.values()]
