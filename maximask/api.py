@@ -428,7 +428,8 @@ def process_file(
                     training_priors=predictor.card.get("training_priors") if s.priors is not None else None,
                     thresholds=s.thresholds, dilate=s.dilate, model=model_info, n_invalid=n_invalid,
                     extra={"MM_TILE": (predictor.tile, "inference tile (pixels)"),
-                           "MM_MARGN": (predictor.margin, "tile margin cropped (pixels)")},
+                           "MM_MARGN": (predictor.margin, "tile margin cropped (pixels)"),
+                           "MM_PREC": (predictor.precision, "network arithmetic (fp32 or bf16)")},
                 )
                 if s.output_kind == "flags" and not cube:
                     out = out[0]
