@@ -27,9 +27,12 @@ when asked.
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import logging
 import os
 import re
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +210,51 @@ def output_path(spec: InputSpec, output_dir: str | os.PathLike | None = None, *,
     return directory / out_name
 
 
+def _spool_gzip(spec: InputSpec) -> Path:
+    """Decompress a gzipped input into a temporary file, by 16 MB chunks.
+
+    astropy reads a gzipped FITS file whole into memory when its data are
+    accessed; from a plain temporary file, row sections (``hdu.section``) work
+    and memory stays bounded whatever the image size. The file is made in the
+    system's temporary directory (``TMPDIR``); :func:`open_input` unlinks it as
+    soon as it is open, so it disappears when the HDU list is closed.
+
+    Returns
+    -------
+    Path of the decompressed file.
+
+    Raises
+    ------
+    InputError
+        Truncated or corrupt gzip stream (nothing is left behind).
+    """
+    fd, name = tempfile.mkstemp(prefix=".maximask-gunzip-", suffix=".fits")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as dst, gzip.open(spec.path, "rb") as src:
+            shutil.copyfileobj(src, dst, 16 * 2**20)
+    except EOFError:
+        tmp.unlink(missing_ok=True)
+        msg = f"{spec}: truncated gzip file"
+        raise InputError(msg) from None
+    except OSError as exc:  # gzip.BadGzipFile included
+        tmp.unlink(missing_ok=True)
+        text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        msg = f"{spec}: corrupt gzip file ({text})"
+        raise InputError(msg) from None
+    return tmp
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def open_input(spec: InputSpec) -> fits.HDUList:
     """Open and check a FITS input (all headers read; data stay on disk).
+
+    A gzipped file is first decompressed into a temporary file (see
+    :func:`_spool_gzip`), so that its images can be read by rows too.
 
     Raises
     ------
@@ -227,8 +273,9 @@ def open_input(spec: InputSpec) -> fits.HDUList:
         raise InputError(msg)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        source = _spool_gzip(spec) if _is_gzip(p) else p
         try:
-            hdul = fits.open(p, memmap=False, lazy_load_hdus=False)
+            hdul = fits.open(source, memmap=False, lazy_load_hdus=False)
         except (OSError, ValueError, TypeError, EOFError) as exc:
             text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
             if "SIMPLE" in text or "corrupt" in text.lower() or "empty" in text.lower() or "not a gzip" in text.lower():
@@ -236,6 +283,12 @@ def open_input(spec: InputSpec) -> fits.HDUList:
             else:
                 msg = f"{spec}: unreadable FITS file ({text})"
             raise InputError(msg) from None
+        finally:
+            if source is not p:  # open (or failed): the data stay reachable through the open handle only
+                try:
+                    source.unlink()
+                except OSError:  # a platform that cannot unlink open files: left in the temporary directory
+                    logger.debug("could not remove %s", source)
     for w in caught:
         text = str(w.message)
         if "truncated" in text.lower() or "smaller than the expected" in text.lower():

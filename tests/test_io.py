@@ -253,3 +253,29 @@ def test_config_files_roundtrip_and_errors(tmp_path):
     write_config_file(tmp_path / "none" / "classes.flags", "flags", [0] * N_CLASSES)
     with pytest.raises(ConfigFileError, match="no class"):
         read_config_dir(tmp_path / "none")
+
+
+def test_gzipped_input_is_read_by_rows_like_a_plain_file(tmp_path, net, monkeypatch, caplog):
+    import logging
+
+    import maximask.inference as inf
+
+    monkeypatch.setattr(inf, "WINDOW_PIXELS", 1000)  # force the row-window path
+    plain = tmp_path / "p.fits"
+    fits.PrimaryHDU(_image((90, 70))).writeto(plain)
+    gz = tmp_path / "z.fits.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    before = _md5(gz)
+    with caplog.at_level(logging.INFO, logger="maximask"):
+        out_gz = process_file(mio.InputSpec(gz), _pred(net))
+    assert "read by rows" in caplog.text and "reading it whole" not in caplog.text
+    out_plain = process_file(mio.InputSpec(plain), _pred(net))
+    with fits.open(out_gz) as a, fits.open(out_plain) as b:
+        np.testing.assert_array_equal(a[0].data, b[0].data)
+    assert _md5(gz) == before
+    # a truncated gzip stream: one-line error naming the file
+    bad = tmp_path / "t.fits.gz"
+    bad.write_bytes(gz.read_bytes()[: len(gz.read_bytes()) // 2])
+    with pytest.raises(mio.InputError, match="truncated gzip") as exc:
+        process_file(mio.InputSpec(bad), _pred(net))
+    assert "\n" not in str(exc.value) and "t.fits.gz" in str(exc.value)
