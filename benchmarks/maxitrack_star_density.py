@@ -23,16 +23,6 @@ import torch
 BINS = ((0, 1), (1, 4), (4, 8), (8, 30), (30, float("inf")))
 
 
-def _auc(p: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(p)
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("shards", type=Path)
@@ -41,6 +31,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     from maximask.api import load_maxitrack
+    from maximask.evaluate.metrics import exact_auc
 
     images, labels, stars = [], [], []
     for f in sorted(args.shards.glob("shard_*.npz")):
@@ -55,7 +46,7 @@ def main(argv=None) -> int:
         lm = load_maxitrack(spec, device="cpu")
         with torch.inference_mode():
             p = np.concatenate([torch.softmax(lm.model(x[i:i + 64]), 1)[:, 1].numpy() for i in range(0, len(x), 64)])
-        print(f"model {spec or 'shipped'}: {len(y)} images, AUC {_auc(p, y):.3f}")
+        print(f"model {spec or 'shipped'}: {len(y)} images, AUC {exact_auc(p, y):.3f}")
         print("| bright stars | images | mean p (no error) | mean p (error) | AUC |")
         print("|---|---|---|---|---|")
         for lo, hi in BINS:
@@ -64,7 +55,7 @@ def main(argv=None) -> int:
                 continue
             p0 = p[s & ~y].mean() if (s & ~y).any() else float("nan")
             p1 = p[s & y].mean() if (s & y).any() else float("nan")
-            print(f"| {lo:g}-{hi:g} | {int(s.sum())} | {p0:.2f} | {p1:.2f} | {_auc(p[s], y[s]):.3f} |")
+            print(f"| {lo:g}-{hi:g} | {int(s.sum())} | {p0:.2f} | {p1:.2f} | {exact_auc(p[s], y[s]):.3f} |")
     return 0
 
 

@@ -237,10 +237,7 @@ def predict_probabilities(
     priors : "default", None, dict or (14,) array
         Observation priors of Eq. 26 ("default": the published priors; None: none).
     precision : {"fp32", "bf16"}
-        Arithmetic of the network: float32, or bfloat16 autocast (the posterior stays
-        float32). bf16 changes most probabilities by less than ~0.01 (rare pixels, mostly
-        of SAT, SP, OV, BBG and BG, by up to a few tenths) and is only faster on CPUs with
-        native bfloat16 (AVX512-BF16/AMX) or on GPUs; elsewhere it is usually slower.
+        Arithmetic of the network (see "Precision" in :mod:`maximask.inference`).
 
     Returns
     -------
@@ -279,11 +276,8 @@ def predict_mask(
     dilate : dict, optional
         Class -> growth radius in pixels.
     precision : {"fp32", "bf16"}
-        Arithmetic of the network: float32, or bfloat16 autocast (the posterior stays
-        float32). bf16 changes most probabilities by less than ~0.01 (rare pixels, mostly
-        of SAT, SP, OV, BBG and BG, by up to a few tenths) and is only faster on CPUs with
-        native bfloat16 (AVX512-BF16/AMX) or on GPUs; elsewhere it is usually slower.
-        Pixels near a threshold may then flip.
+        Arithmetic of the network (see "Precision" in :mod:`maximask.inference`); under
+        bf16, pixels near a threshold may flip.
 
     Returns
     -------
@@ -320,10 +314,7 @@ def predict_tracking(
     prior : float or None
         Observation prior of tracking errors (Eq. 26); None: no update.
     precision : {"fp32", "bf16"}
-        Arithmetic of the network: float32, or bfloat16 autocast (the posterior is
-        unchanged). bf16 changes the probability slightly (by ~0.01 or less) and is only
-        faster on CPUs with native bfloat16 (AVX512-BF16/AMX) or on GPUs; elsewhere it is
-        usually slower.
+        Arithmetic of the network (see "Precision" in :mod:`maximask.inference`).
 
     Returns
     -------

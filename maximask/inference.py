@@ -28,8 +28,8 @@ their forward pass under ``torch.autocast`` in bfloat16 (torch's autocast op
 lists: convolutions and linear layers run in bfloat16); the logits are
 converted back to float32 before the posterior (prior shift, sigmoid,
 thresholds), and preprocessing is unchanged. Most probabilities then differ
-from float32 ones by less than about 0.01, but rare pixels (mostly of the
-large-scale classes SAT, SP, OV, BBG, BG) by up to a few tenths (a likely
+from float32 ones by less than about 0.01, but rare pixels (mostly OV, BBG,
+SAT) by up to a few tenths (``benchmarks/bf16_accuracy.py``; a likely
 cause: bfloat16 rounding can change which pixel of a 2x2 window max-pooling
 keeps, and unpooling carries that to the output). It is only faster on CPUs
 with native bfloat16 arithmetic (AVX512-BF16, AMX) and on GPUs; elsewhere
@@ -382,9 +382,7 @@ class MaskPredictor:
     batch_size : int
     channels_last : bool, optional
     precision : {"fp32", "bf16"}
-        ``"bf16"``: the network runs under bfloat16 autocast, the posterior in float32
-        (most probabilities change by < ~0.01, rare pixels by up to a few tenths; faster only with native
-        bfloat16: AVX512-BF16/AMX CPUs, GPUs).
+        Arithmetic of the network (module docstring, "Precision"); the posterior is float32.
 
     Raises
     ------
@@ -625,8 +623,7 @@ class TrackPredictor:
         Observation prior of tracking errors (Eq. 26); None: no update.
     batch_size : int
     precision : {"fp32", "bf16"}
-        ``"bf16"``: the network runs under bfloat16 autocast, the posterior as with fp32
-        (the probability changes by ~0.01 or less; faster only with native bfloat16: AVX512-BF16/AMX CPUs, GPUs).
+        Arithmetic of the network (module docstring, "Precision"); the posterior is float32.
     """
 
     def __init__(self, model: nn.Module, card: dict, prior: float | None = 0.05, *, batch_size: int = 16,
