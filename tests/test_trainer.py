@@ -207,3 +207,76 @@ def test_run_log_wall_time_sums_sessions(tmp_path):
     wall, vals = read_run_log(tmp_path)
     assert wall == 16.0
     assert [(v["step"], v["wall_s"]) for v in vals] == [(20, 9.0), (40, 16.0)]
+
+
+@pytest.fixture(scope="module")
+def mixed_shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mixed")
+    _write_maximask_shard(root / "train32" / "shard_00000.npz", 8, 32, 10)
+    _write_maximask_shard(root / "train48" / "shard_00000.npz", 6, 48, 11)
+    _write_maximask_shard(root / "val32" / "shard_00000.npz", 4, 32, 12)
+    _write_maximask_shard(root / "val48" / "shard_00000.npz", 4, 48, 13)
+    return root
+
+
+def test_mixed_image_sizes_draw_each_batch_from_one_size(mixed_shards):
+    from maximask.train.class_weights import count_classes
+    from maximask.train.shards import ShardError, ShardSets, load_shards
+
+    sets = ShardSets([mixed_shards / "train32", mixed_shards / "train48"])
+    assert sets.image_shapes == [(32, 32), (48, 48)] and len(sets) == 14
+    with pytest.raises(ShardError, match="mix image shapes"):
+        _ = sets.image_shape
+    assert sets.batches_per_epoch(4) == 2 + 1
+    batches = sets.epoch_batches(seed=3, epoch=0, batch_size=4)
+    assert sorted(g for g, _ in batches) == [0, 0, 1]
+    for g, index in batches:
+        assert len(index) == 4 and len(set(index.tolist())) == 4 and index.max() < len(sets.groups[g])
+    assert [(g, i.tolist()) for g, i in batches] == [(g, i.tolist()) for g, i in sets.epoch_batches(3, 0, 4)]
+    # one size: consecutive slices of one permutation of the images (the single-size order)
+    single = ShardSets(mixed_shards / "train32").epoch_batches(seed=3, epoch=1, batch_size=4)
+    perm = np.random.default_rng([3, 1]).permutation(8)
+    assert [i.tolist() for _, i in single] == [perm[:4].tolist(), perm[4:].tolist()]
+    # class proportions are over all pixels of all sizes
+    truth = [load_shards(mixed_shards / d, keys=("truth",))["truth"] for d in ("train32", "train48")]
+    counts = sum(count_classes(g.targets) for g in sets.groups)
+    assert np.array_equal(counts, count_classes(truth[0]) + count_classes(truth[1]))
+    assert sets.n_pixels == 8 * 32 * 32 + 6 * 48 * 48
+
+
+def test_mixed_size_run_resumes_identically_and_calibrates_on_all_sizes(mixed_shards, tmp_path):
+    kw = dict(data=(str(mixed_shards / "train32"), str(mixed_shards / "train48")),
+              val=(str(mixed_shards / "val32"), str(mixed_shards / "val48")), steps=5, val_every=2)
+    straight = tmp_path / "straight"
+    r = train(_config(mixed_shards, straight, **kw), progress=False)
+    assert r.completed
+    split = tmp_path / "split"
+    train(_config(mixed_shards, split, max_wall_minutes=1e-9, **kw), progress=False)
+    train(_config(mixed_shards, split, **kw), resume=True, progress=False)
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(split / "checkpoint.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 1  # 3 batches per epoch
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert any("val_loss" in rec and np.isfinite(rec["val_loss"]) for rec in _log(straight))
+    _, card = load_model(straight, kind="maximask")
+    assert card["training"]["image_shapes"] == [[32, 32], [48, 48]]
+    assert card["training"]["n_train_images"] == 14 and card["training"]["n_heldout_images"] == 8
+
+
+def test_init_from_a_run_checkpoint_keeps_batch_norm(shards, tmp_path):
+    first = tmp_path / "first"
+    train(_config(shards, first, batch_norm=True, steps=3), progress=False)
+    ckpt = torch.load(first / "checkpoint.pt", weights_only=False)
+    second = tmp_path / "second"
+    cfg = _config(shards, second, batch_norm=True, steps=0, epochs=1, init=str(first / "checkpoint.pt"))
+    from maximask.train.trainer import build_model
+
+    model = build_model(cfg, (32, 32))
+    for k, v in ckpt["model"].items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # a checkpoint of another architecture or kind is refused with the reason
+    with pytest.raises(ConfigError, match="arch_args"):
+        build_model(_config(shards, second, init=str(first / "checkpoint.pt")), (32, 32))
+    with pytest.raises(ConfigError, match="no such checkpoint"):
+        build_model(_config(shards, second, init=str(tmp_path / "missing.pt")), (32, 32))

@@ -44,7 +44,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux", choices=["3x33%", "2x50%", "none"], help="auxiliary losses (MaxiMask)")
     p.add_argument("--l2-lambda", type=float, help="Eq. 17 strength (per-pixel units)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--init", metavar="MODEL", help="start from this model file's weights (fine-tuning)")
+    p.add_argument("--init", metavar="MODEL", help="start from the weights of this model file, or of another run's checkpoint.pt "
+                   "(fine-tuning; a checkpoint keeps batch normalisation)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
     p.add_argument("--device", help="auto, cpu or cuda[:N]")
     p.add_argument("--threads", type=int, help="CPU threads for torch")

@@ -41,7 +41,7 @@ import torch.nn as nn
 
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS, DEFAULT_THRESHOLDS
 from maximask.evaluate.metrics import ConfusionAccumulator
-from maximask.train.shards import ShardArrays, decode_truth
+from maximask.train.shards import ShardArrays, ShardSets, decode_truth
 
 __all__ = [
     "DEFAULT_TRACKING_PRIOR",
@@ -163,14 +163,15 @@ def calibrate(
     ----------
     model : nn.Module
         Trained network (on its device).
-    data : path-like, iterable of path-like, or ShardArrays
-        Held-out shards drawn like the training set.
+    data : path-like, iterable of path-like, ShardArrays or ShardSets
+        Held-out shards drawn like the training set (of one or several
+        image sizes; the priors average over all their pixels).
     kind : {"maximask", "maxitrack"}
     observation_priors : dict, optional
         Priors the default thresholds are chosen for; default
         :data:`~maximask.classes.DEFAULT_PRIORS` (``{"TR": 0.05}`` for MaxiTrack).
     max_images : int, optional
-        Use only the first ``max_images`` held-out images.
+        Use only the first ``max_images`` held-out images of each size.
     n_bins : int
         Logit-spaced probability bins of the MCC curve.
     min_mcc : float
@@ -179,24 +180,32 @@ def calibrate(
         its best-MCC one: the model does not detect it reliably, and a
         best-MCC threshold of a weak classifier flags large false areas.
     """
-    arrays = data if isinstance(data, ShardArrays) else ShardArrays(data, kind=kind, max_images=max_images or None)
+    if isinstance(data, ShardSets):
+        groups = data.groups
+    elif isinstance(data, ShardArrays):
+        groups = [data]
+    else:
+        groups = ShardSets(data, kind=kind, max_images=max_images or None).groups
     names = list(CLASS_NAMES) if kind == "maximask" else ["TR"]
     if observation_priors is None:
         observation_priors = dict(DEFAULT_PRIORS) if kind == "maximask" else {"TR": DEFAULT_TRACKING_PRIOR}
     acc = ConfusionAccumulator(len(names), n_bins, scale="logit", min_prob=1e-7)
     sums = np.zeros(len(names), dtype=np.float64)
     n_items = 0
-    n = len(arrays) if not max_images else min(len(arrays), max_images)
-    for sl, probs in predict_batches(model, arrays.images[:n], kind=kind, batch_size=batch_size):
-        if kind == "maximask":
-            truth = decode_truth(arrays.targets[sl])
-            acc.update(probs, truth)
-            sums += probs.astype(np.float64).sum(axis=(0, 2, 3))
-            n_items += probs.shape[0] * probs.shape[2] * probs.shape[3]
-        else:
-            acc.update(probs, arrays.targets[sl].astype(bool))
-            sums += probs.astype(np.float64).sum()
-            n_items += probs.shape[0]
+    n = 0
+    for arrays in groups:
+        n_group = len(arrays) if not max_images else min(len(arrays), max_images)
+        n += n_group
+        for sl, probs in predict_batches(model, arrays.images[:n_group], kind=kind, batch_size=batch_size):
+            if kind == "maximask":
+                truth = decode_truth(arrays.targets[sl])
+                acc.update(probs, truth)
+                sums += probs.astype(np.float64).sum(axis=(0, 2, 3))
+                n_items += probs.shape[0] * probs.shape[2] * probs.shape[3]
+            else:
+                acc.update(probs, arrays.targets[sl].astype(bool))
+                sums += probs.astype(np.float64).sum()
+                n_items += probs.shape[0]
     priors = sums / max(n_items, 1)
     curves = acc.result()
     mcc = curves.mcc()
@@ -259,7 +268,7 @@ def calibrate_model_file(
     training = dict(card.get("training", {}))
     training["calibration"] = {
         "data": [str(p) for p in ([data] if isinstance(data, (str, os.PathLike)) else data)]
-        if not isinstance(data, ShardArrays)
+        if not isinstance(data, (ShardArrays, ShardSets))
         else [str(f) for f in data.files],
         "n_images": result.n_images,
         "threshold_priors": result.observation_priors,

@@ -36,10 +36,12 @@ class TrainConfig:
     kind : {"maximask", "maxitrack"}
         Network to train.
     data : tuple of str
-        Training shard files or directories.
+        Training shard files or directories. Sets of different image sizes
+        may be mixed; every mini-batch is drawn from one size, in proportion
+        to the number of images of each size.
     val : tuple of str
         Held-out shard files or directories (validation, priors, thresholds);
-        drawn like the training set (paper Eq. 27).
+        drawn like the training set (paper Eq. 27), sizes mixed as in ``data``.
     run_dir : str
         Directory of the run: config, log, checkpoint and exported model.
     width : float
@@ -74,11 +76,13 @@ class TrainConfig:
     val_every : int
         Steps between validations (0: only at the end).
     val_max_images : int
-        Held-out images used by the periodic validation (0: all).
+        Held-out images of each size used by the periodic validation (0: all).
     max_wall_minutes : float
         Stop cleanly with a checkpoint after this wall time (0: no limit).
     init : str
-        Model file whose weights start the run (fine-tuning); empty: random.
+        Model file, or another run's ``checkpoint.pt``, whose weights start
+        the run (fine-tuning); empty: random. A checkpoint keeps the
+        training-only layers (batch normalisation) that model files fold away.
     tile : int
         Preferred inference tile size written into the model card, pixels.
     calib_max_images : int

@@ -13,7 +13,10 @@ Sets made for the comparison with LA Cosmic also hold ``raw``, ``bkg``
 ``gain`` (e-/ADU) and ``read_noise`` (e-) (float32 (N,)).
 
 Shards are small, so they are read whole; images stay float16 and truths
-stay bit fields in memory until a batch is built.
+stay bit fields in memory until a batch is built. A training set may mix
+image sizes (e.g. 128, 256 and 384 px sets): :class:`ShardSets` keeps one
+:class:`ShardArrays` per image shape and draws every mini-batch from one of
+them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from maximask.classes import N_CLASSES
 
-__all__ = ["ShardError", "list_shards", "load_shards", "decode_truth", "ShardArrays"]
+__all__ = ["ShardError", "list_shards", "load_shards", "decode_truth", "ShardArrays", "ShardSets"]
 
 
 class ShardError(Exception):
@@ -164,3 +167,93 @@ class ShardArrays:
         else:
             target = self.targets[index].astype(np.int64)
         return image, target
+
+
+def _first_image_shape(path: Path) -> tuple[int, ...]:
+    with np.load(path, allow_pickle=False) as z:
+        if "image" not in z:
+            msg = f"{path}: shard lacks the array 'image' (has {', '.join(z.files)})"
+            raise ShardError(msg)
+        return tuple(z["image"].shape[1:])
+
+
+class ShardSets:
+    """Shards of one or several image shapes, one :class:`ShardArrays` per shape.
+
+    Images are numbered globally: those of ``groups[0]`` first, then those of
+    ``groups[1]``, and so on. Groups are ordered by the first appearance of
+    their shape in ``paths``.
+
+    Parameters
+    ----------
+    paths : path-like or iterable of path-like
+        Shard files or directories; each directory (or file) holds one shape.
+    kind : {"maximask", "maxitrack"}
+    max_images : int, optional
+        Keep only the first ``max_images`` images of each shape.
+    """
+
+    def __init__(self, paths, *, kind: str = "maximask", max_images: int | None = None):
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        by_shape: dict[tuple[int, ...], list[Path]] = {}
+        for entry in paths:
+            files = list_shards(entry)
+            by_shape.setdefault(_first_image_shape(files[0]), []).extend(files)
+        self.kind = kind
+        self.groups = [ShardArrays(files, kind=kind, max_images=max_images) for files in by_shape.values()]
+        self.files = [f for g in self.groups for f in g.files]
+        self.offsets = np.cumsum([0] + [len(g) for g in self.groups])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def image_shapes(self) -> list[tuple[int, int]]:
+        """(H, W) of each group, pixels."""
+        return [g.image_shape for g in self.groups]
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(H, W) of the images; only defined when all have one shape.
+
+        Raises
+        ------
+        ShardError
+            If the sets mix image shapes.
+        """
+        if len(self.groups) != 1:
+            msg = f"the shards mix image shapes {self.image_shapes}; this use needs one shape"
+            raise ShardError(msg)
+        return self.groups[0].image_shape
+
+    @property
+    def n_pixels(self) -> int:
+        """Total number of pixels of all images."""
+        return int(sum(g.targets.size for g in self.groups)) if self.kind == "maximask" else len(self)
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """Number of full mini-batches of one epoch (each drawn from one group)."""
+        return int(sum(len(g) // batch_size for g in self.groups))
+
+    def epoch_batches(self, seed: int, epoch: int, batch_size: int) -> list[tuple[int, np.ndarray]]:
+        """The mini-batches of epoch ``epoch``, in order.
+
+        Drawn from ``numpy.random.default_rng([seed, epoch])``: each group's
+        images are shuffled and cut into full batches, then the batches of
+        all groups are shuffled together (with one group, the batches are
+        consecutive slices of one permutation of the images).
+
+        Returns
+        -------
+        list of (group, index)
+            ``index``: int array, shape (batch_size,), image numbers within ``groups[group]``.
+        """
+        rng = np.random.default_rng([seed, epoch])
+        batches = []
+        for gi, g in enumerate(self.groups):
+            perm = rng.permutation(len(g))
+            batches += [(gi, perm[k * batch_size:(k + 1) * batch_size]) for k in range(len(g) // batch_size)]
+        if len(self.groups) > 1:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches

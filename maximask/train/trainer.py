@@ -4,12 +4,15 @@ Reads top to bottom:
 
 1. set up the run directory, threads, device and seeds;
 2. build the network (``maximask.nets.create_model``), optionally starting
-   from the weights of a model file (fine-tuning);
-3. read the shards into memory and, for MaxiMask, compute the class weights
-   of Eq. 15 once from the whole training set;
-4. Adam on mini-batches reshuffled at every epoch (the permutation of epoch
-   ``e`` is drawn from ``numpy.random.default_rng([seed, e])``, so a resumed
-   run sees the same batches as an uninterrupted one);
+   from the weights of a model file or of another run's checkpoint
+   (fine-tuning);
+3. read the shards into memory (one group per image size when the sets mix
+   sizes) and, for MaxiMask, compute the class weights of Eq. 15 once from
+   the whole training set;
+4. Adam on mini-batches reshuffled at every epoch, each batch drawn from one
+   image size (the batches of epoch ``e`` are drawn from
+   ``numpy.random.default_rng([seed, e])``, so a resumed run sees the same
+   batches as an uninterrupted one);
 5. log the loss, validate every ``val_every`` steps, write a checkpoint every
    ``checkpoint_every`` steps and when ``max_wall_minutes`` is reached;
 6. at the end, estimate the training priors (Eq. 27) and best-MCC thresholds
@@ -42,7 +45,7 @@ from maximask.train.calibration import calibrate, predict_batches
 from maximask.train.class_weights import class_weights, count_classes
 from maximask.train.config import ConfigError, TrainConfig
 from maximask.train.loss import MaxiMaskLoss, maxitrack_loss
-from maximask.train.shards import ShardArrays, decode_truth
+from maximask.train.shards import ShardArrays, ShardSets, decode_truth
 
 __all__ = ["TrainResult", "train", "resolve_device", "build_model", "CHECKPOINT_NAME"]
 
@@ -94,7 +97,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
-    """The network of ``config`` (random weights, or those of ``config.init``)."""
+    """The network of ``config`` (random weights, or those of ``config.init``).
+
+    ``config.init`` is a model file, or the ``checkpoint.pt`` of another run
+    (which keeps training-only layers such as batch normalisation).
+    """
     if config.kind == "maximask":
         model = create_model("maximask", width=config.width, n_classes=N_CLASSES,
                              **({"batch_norm": True} if config.batch_norm else {}))
@@ -106,14 +113,30 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
                              **({"batch_norm": True} if config.batch_norm else {}),
                              **({"global_pool": True} if config.global_pool else {}))
     if config.init:
-        from maximask.modelfile import load_model
-
-        init_model, _ = load_model(config.init, kind=config.kind)
-        if init_model.arch_args != model.arch_args:
-            msg = f"--init model has arch_args {init_model.arch_args}, the run asks for {model.arch_args}"
+        arch_args, state = _init_weights(config)
+        if arch_args != model.arch_args:
+            msg = f"--init model has arch_args {arch_args}, the run asks for {model.arch_args}"
             raise ConfigError(msg)
-        model.load_state_dict(init_model.state_dict())
+        model.load_state_dict(state)
     return model
+
+
+def _init_weights(config: TrainConfig) -> tuple[dict, dict]:
+    """(arch_args, state_dict) of ``config.init``: a run checkpoint or a model file."""
+    path = Path(config.init)
+    if path.suffix == ".pt" or path.name == CHECKPOINT_NAME:
+        if not path.is_file():
+            msg = f"--init {path}: no such checkpoint"
+            raise ConfigError(msg)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt.get("config", {}).get("kind") != config.kind:
+            msg = f"--init {path} is a {ckpt.get('config', {}).get('kind')} checkpoint, the run trains {config.kind}"
+            raise ConfigError(msg)
+        return dict(ckpt["arch_args"]), ckpt["model"]
+    from maximask.modelfile import load_model
+
+    init_model, _ = load_model(config.init, kind=config.kind)
+    return dict(init_model.arch_args), init_model.state_dict()
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
@@ -130,10 +153,6 @@ def _append_log(path: Path, record: dict) -> None:
 def _batch_tensors(arrays: ShardArrays, index: np.ndarray, device: torch.device):
     image, target = arrays.batch(index)
     return torch.from_numpy(image).to(device), torch.from_numpy(target).to(device)
-
-
-def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -174,17 +193,19 @@ def dihedral_augment(x: torch.Tensor, y: torch.Tensor, *, rng: np.random.Generat
 
 
 @torch.no_grad()
-def _validate(model, val: ShardArrays, config: TrainConfig, loss_fn, device) -> dict:
-    """Held-out loss and quick per-class AUC (1000 linear bins) on up to ``val_max_images`` images."""
-    n = len(val) if not config.val_max_images else min(len(val), config.val_max_images)
+def _validate(model, val: ShardSets, config: TrainConfig, loss_fn, device) -> dict:
+    """Held-out loss and quick per-class AUC (1000 linear bins) on up to ``val_max_images`` images per size."""
     names = list(CLASS_NAMES) if config.kind == "maximask" else ["TR"]
     acc = ConfusionAccumulator(len(names), 1000)
     losses, sizes = [], []
     was_training = model.training
     model.eval()
-    for start in range(0, n, config.batch_size):
-        index = np.arange(start, min(start + config.batch_size, n))
-        x, y = _batch_tensors(val, index, device)
+    batches = []
+    for group in val.groups:
+        n = len(group) if not config.val_max_images else min(len(group), config.val_max_images)
+        batches += [(group, np.arange(s, min(s + config.batch_size, n))) for s in range(0, n, config.batch_size)]
+    for group, index in batches:
+        x, y = _batch_tensors(group, index, device)
         if config.kind == "maximask":
             _, data_loss = loss_fn(model, x, y)
             probs = torch.sigmoid(model(x))
@@ -231,27 +252,27 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     device = resolve_device(config.device)
 
     # Data, held in memory.
-    train_set = ShardArrays(config.data, kind=config.kind)
-    val_set = ShardArrays(config.val, kind=config.kind) if config.val else None
-    n = len(train_set)
-    if n < config.batch_size:
-        msg = f"batch_size {config.batch_size} exceeds the {n} training images"
+    train_set = ShardSets(config.data, kind=config.kind)
+    val_set = ShardSets(config.val, kind=config.kind) if config.val else None
+    steps_per_epoch = train_set.batches_per_epoch(config.batch_size)
+    if steps_per_epoch == 0:
+        msg = f"batch_size {config.batch_size} exceeds the training images of every size {train_set.image_shapes}"
         raise ConfigError(msg)
-    steps_per_epoch = n // config.batch_size
     total_steps = config.steps if config.steps > 0 else config.epochs * steps_per_epoch
 
     # Model, loss and optimiser.
     torch.manual_seed(config.seed)
-    model = build_model(config, train_set.image_shape).to(device)
+    model = build_model(config, train_set.image_shape if config.kind == "maxitrack"
+                        else train_set.image_shapes[0]).to(device)
     model.train()
     if config.kind == "maximask":
-        counts = count_classes(train_set.targets)
-        proportions = counts / train_set.targets.size
+        counts = sum(count_classes(g.targets) for g in train_set.groups)
+        proportions = counts / train_set.n_pixels
         weights = class_weights(proportions)
         loss_fn = MaxiMaskLoss(weights, aux=config.aux, l2_lambda=config.l2_lambda,
                                normalize=config.normalize_loss, smooth_sigma=config.smooth_sigma).to(device)
     else:
-        proportions = np.array([train_set.targets.mean()])
+        proportions = np.array([np.concatenate([g.targets for g in train_set.groups]).mean()])
         weights = np.ones(1)
         loss_fn = None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -295,11 +316,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     completed = True
     bar = tqdm(total=total_steps, initial=step, disable=not progress, desc=f"train {config.kind}", unit="step")
     t_log, step_log = time.monotonic(), step
+    batches_epoch, batches = -1, []
     while step < total_steps:
         epoch, pos = divmod(step, steps_per_epoch)
-        perm = _epoch_permutation(config.seed, epoch, n)
-        index = perm[pos * config.batch_size:(pos + 1) * config.batch_size]
-        x, y = _batch_tensors(train_set, index, device)
+        if epoch != batches_epoch:
+            batches_epoch, batches = epoch, train_set.epoch_batches(config.seed, epoch, config.batch_size)
+        group, index = batches[pos]
+        x, y = _batch_tensors(train_set.groups[group], index, device)
         if config.augment and config.kind == "maximask":
             x, y = dihedral_augment(x, y, rng=np.random.default_rng([config.seed, 1, step]))
         elif config.augment:
@@ -380,10 +403,11 @@ def export_run(model, config: TrainConfig, run_dir: Path, *, train_set, val_set,
         "software_version": __version__,
         "training": {
             "n_train_images": len(train_set),
-            "image_shape": list(train_set.image_shape),
+            "image_shape": list(train_set.image_shapes[0]),
+            "image_shapes": [list(s) for s in train_set.image_shapes],
             "n_heldout_images": len(val_set) if val_set is not None else 0,
             "steps": int(step),
-            "epochs": step / max(len(train_set) // config.batch_size, 1),
+            "epochs": step / max(train_set.batches_per_epoch(config.batch_size), 1),
             "wall_s": round(float(wall_s), 1),
             "seed": config.seed,
             "config": config.to_dict(),
