@@ -4,7 +4,10 @@
 
 Adds to the model card: ``reference_output`` (see :mod:`maximask.reference_output`),
 the run's total wall time summed over resumed sessions (from ``log.jsonl``),
-the validation history and a free-text note (machine, simulator version).
+the validation history, a free-text note (machine, simulator version) and,
+for a run started with ``--init`` from another run (its checkpoint or model
+file), that run's steps and wall time (``init_run``) and the wall time of the
+whole chain (``wall_s_total``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,25 @@ import torch
 
 from maximask.modelfile import load_model, save_model
 from maximask.reference_output import reference_output
+from maximask.train.config import TrainConfig
 from maximask.train.runlog import read_run_log
+
+
+def _init_chain(init: str) -> list[dict]:
+    """Runs that an ``--init`` chain started from, newest first: run dir, steps, wall time, its own init."""
+    chain = []
+    while init:
+        path = Path(init)
+        run_dir = path.parent if path.suffix in (".pt", ".json", ".safetensors") else path
+        cfg_path = run_dir / "config.toml"
+        if not (run_dir / "log.jsonl").is_file() or not cfg_path.is_file():
+            break
+        cfg = TrainConfig.load(cfg_path)
+        wall, _ = read_run_log(run_dir)
+        chain.append({"run_dir": str(run_dir), "steps": cfg.steps, "wall_s": round(wall, 1),
+                      "data": list(cfg.data), "lr": cfg.lr, "init": cfg.init})
+        init = cfg.init
+    return chain
 
 
 def main(argv=None) -> int:
@@ -38,6 +59,10 @@ def main(argv=None) -> int:
     training["validation_history"] = [{k: v[k] for k in ("step", "val_loss", "val_auc", "wall_s")} for v in validations]
     if args.note:
         training["note"] = args.note
+    chain = _init_chain(training.get("config", {}).get("init", ""))
+    if chain:
+        training["init_run"] = chain
+        training["wall_s_total"] = round(training["wall_s"] + sum(r["wall_s"] for r in chain), 1)
     out = save_model(args.dest / args.kind, model, card)
     print(f"wrote {out} ({out.with_suffix('.safetensors').stat().st_size / 1e6:.2f} MB)")
     return 0

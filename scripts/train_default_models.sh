@@ -22,6 +22,10 @@ sim_track() { local out=$1; shift; [ -e "$WORK/$out/dataset.json" ] || maximask-
 # 1. Data (MaxiMask: 256x256 patches; MaxiTrack: 128x128; seeds differ between sets).
 sim train256    maximask  --n 20000 --size 256 --seed 21 --workers 2
 sim val256      maximask  --n 384   --size 256 --seed 22 --workers 2
+sim train128    maximask  --n 16000 --size 128 --seed 23 --workers 2
+sim train384    maximask  --n 3000  --size 384 --seed 24 --workers 2
+sim val128      maximask  --n 256   --size 128 --seed 25 --workers 2
+sim val384      maximask  --n 96    --size 384 --seed 26 --workers 2
 sim_track track_train maxitrack --n 20000 --size 128 --seed 31
 sim_track track_val   maxitrack --n 512   --size 128 --seed 32
 sim_track track_train_sparse maxitrack --n 10000 --size 128 --seed 33 --min-bright-stars 0
@@ -34,6 +38,14 @@ sim_track track_val_sparse   maxitrack --n 256   --size 128 --seed 34 --min-brig
 maximask-train maximask --data "$WORK/train256" --val "$WORK/val256" --run-dir "$WORK/runs/maximask_w05_bn" \
     --width 0.5 --batch-norm --batch-size 4 --lr 3e-3 --lr-schedule cosine --warmup-steps 100 --augment \
     --steps "${MAXIMASK_STEPS:-5400}" --checkpoint-every 100 --val-every 500 --log-every 20 \
+    --threads "$THREADS" --device cpu --no-progress --resume
+#    Stage 2: from stage 1's checkpoint (batch normalisation kept), on 128, 256 and 384 px images,
+#    each mini-batch of one size, so that the network also learns small images and large context.
+maximask-train maximask --init "$WORK/runs/maximask_w05_bn/checkpoint.pt" \
+    --data "$WORK/train256" "$WORK/train128" "$WORK/train384" --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
+    --run-dir "$WORK/runs/maximask_w05_mixed" --seed 1 \
+    --width 0.5 --batch-norm --batch-size 4 --lr 1e-3 --lr-schedule cosine --warmup-steps 200 --augment \
+    --steps "${MAXIMASK_STAGE2_STEPS:-11000}" --checkpoint-every 100 --val-every 1000 --val-max-images 32 --log-every 20 \
     --threads "$THREADS" --device cpu --no-progress --resume &
 
 # 3. MaxiTrack: width 0.5 on 128x128 images, with batch normalisation and global average pooling
@@ -54,5 +66,5 @@ wait
 
 # 4. Ship: copy the model files into the package with their reference outputs (the export already
 #    set priors and thresholds; classes with a best held-out MCC below 0.3 keep the default threshold).
-python scripts/ship_model.py "$WORK/runs/maximask_w05_bn" maximask
+python scripts/ship_model.py "$WORK/runs/maximask_w05_mixed" maximask
 python scripts/ship_model.py "$WORK/runs/maxitrack_w05_mix" maxitrack

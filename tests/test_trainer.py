@@ -175,7 +175,12 @@ def test_command_lines_train_calibrate_and_evaluate(shards, tmp_path, capsys):
     run = tmp_path / "run"
     assert train_main(["maximask", "--data", str(shards / "train"), "--val", str(shards / "val"), "--run-dir",
                        str(run), "--width", "0.125", "--batch-size", "4", "--steps", "2", "--threads", "1",
-                       "--device", "cpu", "--no-progress"]) == 0
+                       "--device", "cpu", "--no-progress", "--val-max-images", "2", "--calib-max-images", "3"]) == 0
+    saved = TrainConfig.load(run / "config.toml")
+    assert saved.val_max_images == 2 and saved.calib_max_images == 3
+    _, card = load_model(run, kind="maximask")
+    cr = card["training"]["heldout_metrics"]["CR"]
+    assert cr["n_positive"] + cr["n_negative"] == 3 * 32 * 32  # the final calibration used 3 held-out images
     assert train_main(["calibrate", str(run), "--data", str(shards / "val"), "--out", str(tmp_path / "m2")]) == 0
     _, card = load_model(tmp_path / "m2.json", kind="maximask")
     assert card["training"]["calibration"]["n_images"] == 4

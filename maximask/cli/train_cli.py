@@ -26,6 +26,7 @@ _OVERRIDES = {
     "batch_size": "batch_size", "width": "width", "lr": "lr", "init": "init", "device": "device",
     "threads": "threads", "max_wall_minutes": "max_wall_minutes", "seed": "seed", "aux": "aux",
     "l2_lambda": "l2_lambda", "checkpoint_every": "checkpoint_every", "val_every": "val_every",
+    "val_max_images": "val_max_images", "calib_max_images": "calib_max_images",
     "log_every": "log_every", "tile": "tile", "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps",
     "min_lr_ratio": "min_lr_ratio", "augment": "augment", "batch_norm": "batch_norm", "global_pool": "global_pool",
 }
@@ -52,6 +53,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wall-minutes", type=float, help="stop cleanly with a checkpoint after this time")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--val-every", type=int)
+    p.add_argument("--val-max-images", type=int, help="held-out images of each size in the periodic validation (0: all)")
+    p.add_argument("--calib-max-images", type=int,
+                   help="held-out images of each size for the final priors and thresholds (0: all)")
     p.add_argument("--log-every", type=int)
     p.add_argument("--tile", type=int, help="inference tile size written into the model card")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule")
