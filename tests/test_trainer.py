@@ -283,5 +283,7 @@ def test_init_from_a_run_checkpoint_keeps_batch_norm(shards, tmp_path):
     # a checkpoint of another architecture or kind is refused with the reason
     with pytest.raises(ConfigError, match="arch_args"):
         build_model(_config(shards, second, init=str(first / "checkpoint.pt")), (32, 32))
+    with pytest.raises(ConfigError, match="maximask checkpoint, the run trains maxitrack"):
+        build_model(_config(shards, second, kind="maxitrack", init=str(first / "checkpoint.pt")), (32, 32))
     with pytest.raises(ConfigError, match="no such checkpoint"):
         build_model(_config(shards, second, init=str(tmp_path / "missing.pt")), (32, 32))

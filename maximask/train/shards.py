@@ -180,9 +180,7 @@ def _first_image_shape(path: Path) -> tuple[int, ...]:
 class ShardSets:
     """Shards of one or several image shapes, one :class:`ShardArrays` per shape.
 
-    Images are numbered globally: those of ``groups[0]`` first, then those of
-    ``groups[1]``, and so on. Groups are ordered by the first appearance of
-    their shape in ``paths``.
+    Groups are ordered by the first appearance of their shape in ``paths``.
 
     Parameters
     ----------
@@ -203,10 +201,9 @@ class ShardSets:
         self.kind = kind
         self.groups = [ShardArrays(files, kind=kind, max_images=max_images) for files in by_shape.values()]
         self.files = [f for g in self.groups for f in g.files]
-        self.offsets = np.cumsum([0] + [len(g) for g in self.groups])
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return sum(len(g) for g in self.groups)
 
     @property
     def image_shapes(self) -> list[tuple[int, int]]:
@@ -230,7 +227,7 @@ class ShardSets:
     @property
     def n_pixels(self) -> int:
         """Total number of pixels of all images."""
-        return int(sum(g.targets.size for g in self.groups)) if self.kind == "maximask" else len(self)
+        return int(sum(g.images.size for g in self.groups))
 
     def batches_per_epoch(self, batch_size: int) -> int:
         """Number of full mini-batches of one epoch (each drawn from one group)."""
