@@ -186,3 +186,26 @@ def test_cli_maxitrack_min_bright_stars_reaches_the_sample(tmp_path):
     assert meta["job"]["min_bright_stars"] == 0.0
     # with no minimum the first sky draw is always kept
     assert all(s["sky_draws"] == 1 for s in meta["samples"])
+
+
+def test_cli_presence_probabilities(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from maximask.cli.sim_cli import main
+
+    # FR always present, CR never: every sample carries FR truth, none CR
+    assert main(["maximask", str(tmp_path / "fr"), "--n", "3", "--size", "48", "--seed", "2",
+                 "--probabilities", "fr=1,CR=0", "--quiet"]) == 0
+    data = ShardArrays(tmp_path / "fr", kind="maximask")
+    fr, cr = class_index("FR"), class_index("CR")
+    assert all(((data.targets[i] >> fr) & 1).any() for i in range(3))
+    assert not ((data.targets >> cr) & 1).any()
+    meta = json.loads(str(np.load(sorted((tmp_path / "fr").glob("shard_*.npz"))[0])["meta"]))
+    assert meta["job"]["probabilities"] == {"FR": 1.0, "CR": 0.0}
+    # a malformed value is a one-line usage error, and nothing is written
+    r = subprocess.run([sys.executable, "-m", "maximask.cli.sim_cli", "maximask", str(tmp_path / "bad"), "--n", "1",
+                        "--probabilities", "FR=2", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--probabilities" in r.stderr and "FR=0.6" in r.stderr
+    assert not (tmp_path / "bad").exists()

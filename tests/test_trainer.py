@@ -155,6 +155,60 @@ def test_maxitrack_trains_on_label_shards(tmp_path):
     assert card["training"]["calibration_set"] == "training"
 
 
+def _track_shard(path, n, size, seed):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, image=rng.normal(0, 1, (n, size, size)).astype(np.float16), label=(np.arange(n) % 2).astype(np.uint8),
+             seed=np.arange(n), meta="{}")
+
+
+def test_global_pool_maxitrack_fine_tunes_at_another_input_size(tmp_path):
+    from maximask.train.trainer import build_model
+
+    _track_shard(tmp_path / "small" / "shard_00000.npz", 8, 32, 1)
+    kw = dict(kind="maxitrack", width=0.25, batch_size=4, steps=2, checkpoint_every=0, threads=1, device="cpu",
+              batch_norm=True)
+    r = train(TrainConfig(data=(str(tmp_path / "small"),), run_dir=str(tmp_path / "a"), global_pool=True, **kw),
+              progress=False)
+    ckpt = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    big = build_model(TrainConfig(data=("x",), init=str(tmp_path / "a" / "checkpoint.pt"), global_pool=True, **kw), (48, 48))
+    assert big.input_size == 48
+    for k, v in ckpt["model"].items():
+        assert torch.equal(big.state_dict()[k], v), k
+    assert r.model_path is not None
+    # without global pooling the fully connected layer depends on the input size: refused
+    train(TrainConfig(data=(str(tmp_path / "small"),), run_dir=str(tmp_path / "b"), **kw), progress=False)
+    with pytest.raises(ConfigError, match="arch_args"):
+        build_model(TrainConfig(data=("x",), init=str(tmp_path / "b" / "checkpoint.pt"), **kw), (48, 48))
+
+
+def test_maxitrack_evaluation_of_larger_images_averages_tiles(tmp_path):
+    from maximask.evaluate.report import evaluate_maxitrack
+    from maximask.inference import track_tiles
+    from maximask.nets.registry import create_model
+    from maximask.train.calibration import predict_batches, update_priors
+
+    torch.manual_seed(0)
+    model = create_model("maxitrack", width=0.25, input_size=32, global_pool=True).eval()
+    _track_shard(tmp_path / "big" / "shard_00000.npz", 6, 70, 2)  # 70 px: 2x2 tiles of 32 anchored bottom-right
+    card = {"training_priors": {"TR": 0.3}, "thresholds": {"TR": 0.5}}
+    report = evaluate_maxitrack(model, card, tmp_path / "big", out_dir=tmp_path / "out", plots_on=False)
+    assert report["tiles_per_image"] == 4 and report["image_shape"] == [70, 70]
+    images = np.load(tmp_path / "big" / "shard_00000.npz")["image"].astype(np.float32)
+    labels = np.arange(6) % 2 == 1
+    origins = track_tiles((70, 70), 32)
+    assert origins == [(6, 6), (6, 38), (38, 6), (38, 38)]
+    score = []
+    for im in images:
+        tiles = np.stack([im[y:y + 32, x:x + 32] for y, x in origins])
+        p = np.concatenate([q for _, q in predict_batches(model, tiles, kind="maxitrack")])
+        score.append(update_priors(p.astype(np.float64), 0.3, report["observation_prior"]).mean())
+    score = np.array(score)
+    pos, neg = score[labels], score[~labels]
+    auc = np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg])
+    assert report["auc"] == pytest.approx(auc, abs=1e-9)
+
+
 def test_config_validation_and_toml_round_trip(tmp_path):
     cfg = TrainConfig(data=("a", "b"), val=("c",), width=0.5, steps=3, init="x/y.json")
     path = cfg.dump(tmp_path / "c.toml")

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("maximask", help="shards of (compressed image, 14-class truth bit field)")
     _add_common(p, n_default=4000, size_default=128)
     p.add_argument("--contaminants", help="comma-separated subset, e.g. CR or CR,HP (single-contaminant sets)")
+    p.add_argument("--probabilities",
+                   help="presence probability per contaminant, e.g. FR=0.6,TRL=0.5 (others keep their defaults; "
+                        "with --contaminants the default is 1)")
     p.add_argument("--real-data", type=Path, help="directory with the real dark / ITL cosmic-ray table")
     p.add_argument("--with-raw", action="store_true", help="also store raw ADU images, background, sigma, gain, read noise")
 
@@ -92,6 +95,28 @@ def _contaminants(arg: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _probabilities(arg: str | None) -> dict[str, float] | None:
+    """Parse ``NAME=P,NAME=P`` into a dict of presence probabilities in [0, 1]."""
+    if not arg:
+        return None
+    from maximask.simulate.pipeline import CONTAMINANT_ORDER
+
+    out: dict[str, float] = {}
+    for item in (x.strip() for x in arg.split(",") if x.strip()):
+        name, sep, value = item.partition("=")
+        name = name.strip().upper()
+        try:
+            p = float(value)
+        except ValueError:
+            p = float("nan")
+        if not sep or name not in CONTAMINANT_ORDER or not 0.0 <= p <= 1.0:
+            msg = (f"--probabilities: cannot read {item!r}; expected NAME=P with NAME among "
+                   f"{','.join(CONTAMINANT_ORDER)} and P in [0, 1], e.g. FR=0.6,TRL=0.5")
+            raise SystemExit(msg)
+        out[name] = p
+    return out or None
+
+
 def _real_data(arg: Path | None) -> str | None:
     if arg is not None:
         if not arg.is_dir():
@@ -122,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "maximask":
         contaminants = _contaminants(args.contaminants)
         job = ShardJob(kind="maximask", shape=(args.size, args.size), contaminants=contaminants,
+                       probabilities=_probabilities(args.probabilities),
                        real_data=_real_data(args.real_data), with_raw=args.with_raw)
         _run(args.out_dir, job, args, "maximask")
     elif args.command == "cr-sampling":

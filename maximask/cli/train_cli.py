@@ -124,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                                              **({} if args.min_mcc is None else {"min_mcc": args.min_mcc}))
             print(f"wrote {path} (priors and thresholds from {res.n_images} held-out images)")
             return 0
+        from maximask.allocator import keep_freed_memory
         from maximask.train.trainer import train
 
         cfg = _config_from_args(args)
+        keep_freed_memory()  # a CPU training step otherwise spends most of its time faulting in fresh pages
         result = train(cfg, resume=args.resume, progress=not args.no_progress)
     except (ConfigError, ShardError, ModelFileError, FileNotFoundError) as exc:
         print(f"maximask-train: error: {exc}", file=sys.stderr)

@@ -46,6 +46,7 @@ import torch.nn as nn
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS
 from maximask.evaluate import curves as plots
 from maximask.evaluate.lacosmic import lacosmic_on_shards
+from maximask.inference import track_tiles
 from maximask.evaluate.metrics import ConfusionAccumulator, ConfusionCurves, exact_auc, matthews_corrcoef, roc_curve_exact
 from maximask.train.calibration import DEFAULT_TRACKING_PRIOR, predict_batches, update_priors
 from maximask.train.shards import ShardArrays, decode_truth, list_shards
@@ -271,6 +272,34 @@ def _nan_to_none(v):
     return None if np.isnan(v) else v
 
 
+def _tiled_tracking_probabilities(model: nn.Module, images: np.ndarray, size: int, training_prior: float,
+                                  observation_prior: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image tracking probabilities of images larger than the network input, as ``maxitrack`` computes them.
+
+    Each (H, W) image is cut into the bottom-right-anchored ``size`` tiles of
+    :func:`maximask.inference.track_tiles` (zero-padded when smaller); the image's
+    probability is the mean of its tiles' probabilities.
+
+    Returns
+    -------
+    probs : ndarray, shape (N,): mean tile probability at the training prior
+    updated : ndarray, shape (N,): mean tile probability updated to ``observation_prior`` (Eq. 26)
+    """
+    origins = track_tiles(images.shape[-2:], size)
+    tiles = np.zeros((len(origins), size, size), np.float32)
+    probs = np.empty(images.shape[0])
+    updated = np.empty(images.shape[0])
+    for i in range(images.shape[0]):
+        for t, (y, x) in enumerate(origins):
+            block = images[i, y : y + size, x : x + size]
+            tiles[t] = 0.0
+            tiles[t, : block.shape[0], : block.shape[1]] = block
+        p = np.concatenate([q for _, q in predict_batches(model, tiles, kind="maxitrack", batch_size=batch_size)])
+        probs[i] = float(np.mean(p))
+        updated[i] = float(np.mean(update_priors(p.astype(np.float64), training_prior, observation_prior)))
+    return probs, updated
+
+
 def evaluate_maxitrack(
     model: nn.Module,
     card: Mapping,
@@ -282,18 +311,28 @@ def evaluate_maxitrack(
     max_images: int | None = None,
     plots_on: bool = True,
 ) -> dict:
-    """Evaluate a MaxiTrack model: exact ROC, AUC and best MCC; write ``metrics.json`` and ``roc.png``."""
+    """Evaluate a MaxiTrack model: exact ROC, AUC and best MCC; write ``metrics.json`` and ``roc.png``.
+
+    Images larger than the network input are scored as the ``maxitrack`` tool scores an
+    exposure: the mean probability of their input-size tiles (:func:`_tiled_tracking_probabilities`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = ShardArrays(data, kind="maxitrack", max_images=max_images)
-    probs = np.concatenate([p for _, p in predict_batches(model, arrays.images, kind="maxitrack",
-                                                          batch_size=batch_size)])
     labels = arrays.targets.astype(bool)
-    fpr, tpr, thr = roc_curve_exact(probs, labels)
-    auc = exact_auc(probs, labels)
     pt = float(card.get("training_priors", {}).get("TR", observation_prior))
-    upd = update_priors(probs, pt, observation_prior)
-    _, _, thr_u = roc_curve_exact(upd, labels)
+    size = int(getattr(model, "input_size", arrays.images.shape[-1]))
+    n_tiles = len(track_tiles(arrays.images.shape[-2:], size))
+    if n_tiles == 1 and arrays.images.shape[-2:] == (size, size):
+        probs = np.concatenate([p for _, p in predict_batches(model, arrays.images, kind="maxitrack",
+                                                              batch_size=batch_size)])
+        upd = update_priors(probs, pt, observation_prior)
+    else:
+        probs, upd = _tiled_tracking_probabilities(model, arrays.images, size, pt, observation_prior, batch_size)
+    # ROC of the probabilities the tool reports (at the observation prior); with one tile per
+    # image the update is monotonic and the ROC is that of the raw probabilities
+    fpr, tpr, thr_u = roc_curve_exact(upd, labels)
+    auc = exact_auc(upd, labels)
     n_pos, n_neg = labels.sum(), (~labels).sum()
     tp = tpr * n_pos
     fp = fpr * n_neg
@@ -306,6 +345,8 @@ def evaluate_maxitrack(
         "data": [str(p) for p in arrays.files],
         "n_images": int(labels.size),
         "n_tracking_errors": int(n_pos),
+        "image_shape": [int(v) for v in arrays.images.shape[-2:]],
+        "tiles_per_image": n_tiles,
         "auc": _nan_to_none(auc),
         "observation_prior": observation_prior,
         "training_prior": pt,

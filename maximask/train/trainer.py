@@ -100,7 +100,8 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
     """The network of ``config`` (random weights, or those of ``config.init``).
 
     ``config.init`` is a model file, or the ``checkpoint.pt`` of another run
-    (which keeps training-only layers such as batch normalisation).
+    (which keeps training-only layers such as batch normalisation). A MaxiTrack
+    with global pooling may start from one trained at another input size.
     """
     if config.kind == "maximask":
         model = create_model("maximask", width=config.width, n_classes=N_CLASSES,
@@ -114,6 +115,9 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int]) -> nn.Module:
                              **({"global_pool": True} if config.global_pool else {}))
     if config.init:
         arch_args, state = _init_weights(config)
+        if config.kind == "maxitrack" and arch_args.get("global_pool") and model.arch_args.get("global_pool"):
+            # a globally pooled MaxiTrack has no size-dependent weight: it may be fine-tuned at another input size
+            arch_args = {**arch_args, "input_size": model.arch_args["input_size"]}
         if arch_args != model.arch_args:
             msg = f"--init model has arch_args {arch_args}, the run asks for {model.arch_args}"
             raise ConfigError(msg)

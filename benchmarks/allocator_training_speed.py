@@ -1,0 +1,100 @@
+"""Training speed with and without :func:`maximask.allocator.keep_freed_memory`.
+
+    python benchmarks/allocator_training_speed.py OUT_DIR [--steps 40] [--size 256] [--threads 1] [--repeats 2]
+
+Simulates 64 all-contaminant images of ``--size`` pixels (seed 0) into
+``OUT_DIR/data``, then runs ``maximask-train maximask`` (width 0.5, batch
+normalisation, batch 4, ``--steps`` steps) alternately with
+``MAXIMASK_KEEP_FREED_MEMORY=0`` (glibc's default allocator behaviour) and
+``=1``, ``--repeats`` times each, one run at a time. For every run it reports
+the seconds per step over the steps after the first 10 (from the run's
+``log.jsonl``), and from the process's own resource usage (``os.wait4``) the
+user and system CPU seconds, the minor page faults and the peak resident
+memory. The table goes to stdout and ``OUT_DIR/allocator_training_speed.json``.
+Run it on an otherwise idle machine; the ratio of the two settings is the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from maximask.train.runlog import read_run_log
+
+
+def seconds_per_step(log_path: Path, skip: int = 10) -> float:
+    """Median wall seconds per step between consecutive log records after ``skip`` steps."""
+    recs = [r for r in read_run_log(log_path) if "data_loss" in r and r["step"] > skip]
+    steps = np.array([r["step"] for r in recs], float)
+    wall = np.array([r["wall_s"] for r in recs], float)
+    return float(np.median(np.diff(wall) / np.diff(steps)))
+
+
+def run_once(data: Path, run_dir: Path, *, keep: bool, steps: int, threads: int) -> dict:
+    env = dict(os.environ, MAXIMASK_KEEP_FREED_MEMORY="1" if keep else "0")
+    cmd = [sys.executable, "-m", "maximask.cli.train_cli", "maximask", "--data", str(data), "--run-dir", str(run_dir),
+           "--width", "0.5", "--batch-norm", "--batch-size", "4", "--steps", str(steps), "--threads", str(threads),
+           "--log-every", "5", "--val-every", "0", "--checkpoint-every", "0", "--calib-max-images", "4",
+           "--seed", "0", "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        msg = f"training run failed: {' '.join(cmd)}"
+        raise RuntimeError(msg)
+    return {
+        "keep_freed_memory": keep,
+        "s_per_step": seconds_per_step(run_dir / "log.jsonl"),
+        "user_s": usage.ru_utime,
+        "system_s": usage.ru_stime,
+        "minor_faults": usage.ru_minflt,
+        "max_rss_mib": usage.ru_maxrss / 1024.0,
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args(argv)
+    data = args.out / "data"
+    if not (data / "dataset.json").exists():
+        subprocess.run([sys.executable, "-m", "maximask.cli.sim_cli", "maximask", str(data), "--n", "64",
+                        "--size", str(args.size), "--seed", "0", "--quiet"], check=True)
+    runs = []
+    for r in range(args.repeats):
+        for keep in (False, True):
+            run_dir = args.out / f"run_{'keep' if keep else 'default'}_{r}"
+            if run_dir.exists():
+                for f in run_dir.iterdir():
+                    f.unlink()
+            runs.append(run_once(data, run_dir, keep=keep, steps=args.steps, threads=args.threads))
+            print(json.dumps(runs[-1]))
+    summary = {}
+    for keep in (False, True):
+        rs = [r for r in runs if r["keep_freed_memory"] == keep]
+        summary["keep" if keep else "default"] = {k: float(np.median([r[k] for r in rs]))
+                                                  for k in ("s_per_step", "user_s", "system_s", "minor_faults", "max_rss_mib")}
+    speedup = summary["default"]["s_per_step"] / summary["keep"]["s_per_step"]
+    report = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}", "size": args.size,
+              "threads": args.threads, "steps": args.steps, "runs": runs, "median": summary, "speedup": speedup}
+    (args.out / "allocator_training_speed.json").write_text(json.dumps(report, indent=1))
+    print(f"{'setting':10s} {'s/step':>7s} {'user s':>7s} {'sys s':>7s} {'faults':>10s} {'RSS MiB':>8s}")
+    for name, s in summary.items():
+        print(f"{name:10s} {s['s_per_step']:7.3f} {s['user_s']:7.1f} {s['system_s']:7.1f} {s['minor_faults']:10.0f} "
+              f"{s['max_rss_mib']:8.0f}")
+    print(f"speed-up {speedup:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
