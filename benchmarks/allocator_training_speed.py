@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from maximask.train.runlog import read_run_log
 
 
 def seconds_per_step(log_path: Path, skip: int = 10) -> float:
     """Median wall seconds per step between consecutive log records after ``skip`` steps."""
-    recs = [r for r in read_run_log(log_path) if "data_loss" in r and r["step"] > skip]
+    lines = log_path.read_text().splitlines()
+    recs = [r for r in map(json.loads, lines) if "data_loss" in r and r["step"] > skip]
     steps = np.array([r["step"] for r in recs], float)
     wall = np.array([r["wall_s"] for r in recs], float)
     return float(np.median(np.diff(wall) / np.diff(steps)))

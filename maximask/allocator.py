@@ -9,8 +9,10 @@ three quarters of the CPU time system time (``top``: 75 % ``sy``; 20,000 to
 :func:`keep_freed_memory` tells glibc to serve every block from its heap
 (``M_MMAP_MAX = 0``) and never to return freed memory to the system
 (``M_TRIM_THRESHOLD`` infinite, ``M_TOP_PAD`` 256 MiB), so the pages of
-one step are reused by the next.  The peak resident memory is unchanged (the
-heap only keeps what a step needs); memory is released when the process ends.
+one step are reused by the next.  Measured on 40 steps of a width-0.5 MaxiMask
+(256x256 images, batch 4, one thread): minor page faults 4.3 million -> 0.31
+million, system CPU time 9.2 s -> 1.2 s, 1.59 -> 1.38 s per step, peak resident
+memory 1270 -> 1330 MiB; memory is released when the process ends.
 
 This is global state of the process, so only command-line entry points call
 it (``maximask-train``), never the library.  Setting the environment variable
