@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    from maximask.allocator import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed tile buffers instead of faulting in fresh pages for every tile
     if args.single_mask and not args.proba_thresh:
         parser.error("--single_mask needs --proba_thresh 1 (masks are made from thresholded probabilities)")
     if args.dilate and not args.proba_thresh:

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    from maximask.allocator import keep_freed_memory
+
+    keep_freed_memory()  # reuse freed tile buffers instead of faulting in fresh pages for every tile
 
     import numpy as np
 

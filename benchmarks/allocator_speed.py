@@ -1,6 +1,13 @@
-"""Training speed with and without :func:`maximask.allocator.keep_freed_memory`.
+"""Training and inference speed with and without :func:`maximask.allocator.keep_freed_memory`.
 
-    python benchmarks/allocator_training_speed.py OUT_DIR [--steps 40] [--size 256] [--threads 1] [--repeats 2]
+    python benchmarks/allocator_speed.py OUT_DIR [--steps 40] [--size 256] [--threads 1] [--repeats 2]
+    python benchmarks/allocator_speed.py OUT_DIR --inference IMAGE.fits [--threads 1] [--repeats 3]
+
+Inference (``--inference``): runs ``maximask IMAGE.fits`` (default options) in
+a fresh process with each setting, alternately, and reports the wall seconds of
+the whole command, its system CPU seconds and minor page faults.
+
+Training (default):
 
 Simulates 64 all-contaminant images of ``--size`` pixels (seed 0) into
 ``OUT_DIR/data``, then runs ``maximask-train maximask`` (width 0.5, batch
@@ -10,7 +17,7 @@ normalisation, batch 4, ``--steps`` steps) alternately with
 the seconds per step over the steps after the first 10 (from the run's
 ``log.jsonl``), and from the process's own resource usage (``os.wait4``) the
 user and system CPU seconds, the minor page faults and the peak resident
-memory. The table goes to stdout and ``OUT_DIR/allocator_training_speed.json``.
+memory. The table goes to stdout and ``OUT_DIR/allocator_speed.json``.
 Run it on an otherwise idle machine; the ratio of the two settings is the result.
 """
 
@@ -22,6 +29,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +66,51 @@ def run_once(data: Path, run_dir: Path, *, keep: bool, steps: int, threads: int)
     }
 
 
+def run_inference(image: Path, out: Path, *, keep: bool, threads: int) -> dict:
+    env = dict(os.environ, MAXIMASK_KEEP_FREED_MEMORY="1" if keep else "0")
+    out.mkdir(parents=True, exist_ok=True)
+    for f in out.iterdir():
+        f.unlink()
+    cmd = [sys.executable, "-m", "maximask.cli.maximask_cli", str(image), "-o", str(out), "--threads", str(threads), "-q"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        msg = f"inference failed: {' '.join(cmd)}"
+        raise RuntimeError(msg)
+    return {"keep_freed_memory": keep, "wall_s": wall, "user_s": usage.ru_utime, "system_s": usage.ru_stime,
+            "minor_faults": usage.ru_minflt, "max_rss_mib": usage.ru_maxrss / 1024.0}
+
+
+def _summary(runs: list[dict], keys) -> dict:
+    out = {}
+    for keep in (False, True):
+        rs = [r for r in runs if r["keep_freed_memory"] == keep]
+        out["keep" if keep else "default"] = {k: float(np.median([r[k] for r in rs])) for k in keys}
+    return out
+
+
+def inference_main(args) -> int:
+    runs = []
+    for _ in range(args.repeats):
+        for keep in (False, True):
+            runs.append(run_inference(args.inference, args.out / "masks", keep=keep, threads=args.threads))
+            print(json.dumps(runs[-1]))
+    summary = _summary(runs, ("wall_s", "user_s", "system_s", "minor_faults", "max_rss_mib"))
+    speedup = summary["default"]["wall_s"] / summary["keep"]["wall_s"]
+    report = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
+              "image": str(args.inference), "threads": args.threads, "runs": runs, "median": summary,
+              "speedup": speedup}
+    (args.out / "allocator_inference_speed.json").write_text(json.dumps(report, indent=1))
+    print(f"{'setting':10s} {'wall s':>7s} {'user s':>7s} {'sys s':>7s} {'faults':>10s} {'RSS MiB':>8s}")
+    for name, s in summary.items():
+        print(f"{name:10s} {s['wall_s']:7.2f} {s['user_s']:7.1f} {s['system_s']:7.2f} {s['minor_faults']:10.0f} "
+              f"{s['max_rss_mib']:8.0f}")
+    print(f"speed-up {speedup:.2f}x")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
@@ -65,7 +118,11 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--inference", type=Path, help="time `maximask IMAGE` instead of training")
     args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.inference is not None:
+        return inference_main(args)
     data = args.out / "data"
     if not (data / "dataset.json").exists():
         subprocess.run([sys.executable, "-m", "maximask.cli.sim_cli", "maximask", str(data), "--n", "64",
@@ -79,15 +136,11 @@ def main(argv=None) -> int:
                     f.unlink()
             runs.append(run_once(data, run_dir, keep=keep, steps=args.steps, threads=args.threads))
             print(json.dumps(runs[-1]))
-    summary = {}
-    for keep in (False, True):
-        rs = [r for r in runs if r["keep_freed_memory"] == keep]
-        summary["keep" if keep else "default"] = {k: float(np.median([r[k] for r in rs]))
-                                                  for k in ("s_per_step", "user_s", "system_s", "minor_faults", "max_rss_mib")}
+    summary = _summary(runs, ("s_per_step", "user_s", "system_s", "minor_faults", "max_rss_mib"))
     speedup = summary["default"]["s_per_step"] / summary["keep"]["s_per_step"]
     report = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}", "size": args.size,
               "threads": args.threads, "steps": args.steps, "runs": runs, "median": summary, "speedup": speedup}
-    (args.out / "allocator_training_speed.json").write_text(json.dumps(report, indent=1))
+    (args.out / "allocator_speed.json").write_text(json.dumps(report, indent=1))
     print(f"{'setting':10s} {'s/step':>7s} {'user s':>7s} {'sys s':>7s} {'faults':>10s} {'RSS MiB':>8s}")
     for name, s in summary.items():
         print(f"{name:10s} {s['s_per_step']:7.3f} {s['user_s']:7.1f} {s['system_s']:7.1f} {s['minor_faults']:10.0f} "
