@@ -45,42 +45,35 @@ def seconds_per_step(log_path: Path, skip: int = 10) -> float:
     return float(np.median(np.diff(wall) / np.diff(steps)))
 
 
-def run_once(data: Path, run_dir: Path, *, keep: bool, steps: int, threads: int) -> dict:
+def _measured(cmd: list[str], keep: bool) -> dict:
+    """Run ``cmd`` with the allocator setting on or off; its wall time and own resource usage."""
     env = dict(os.environ, MAXIMASK_KEEP_FREED_MEMORY="1" if keep else "0")
-    cmd = [sys.executable, "-m", "maximask.cli.train_cli", "maximask", "--data", str(data), "--run-dir", str(run_dir),
-           "--width", "0.5", "--batch-norm", "--batch-size", "4", "--steps", str(steps), "--threads", str(threads),
-           "--log-every", "5", "--val-every", "0", "--checkpoint-every", "0", "--calib-max-images", "4",
-           "--seed", "0", "--no-progress"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        msg = f"training run failed: {' '.join(cmd)}"
-        raise RuntimeError(msg)
-    return {
-        "keep_freed_memory": keep,
-        "s_per_step": seconds_per_step(run_dir / "log.jsonl"),
-        "user_s": usage.ru_utime,
-        "system_s": usage.ru_stime,
-        "minor_faults": usage.ru_minflt,
-        "max_rss_mib": usage.ru_maxrss / 1024.0,
-    }
-
-
-def run_inference(image: Path, out: Path, *, keep: bool, threads: int) -> dict:
-    env = dict(os.environ, MAXIMASK_KEEP_FREED_MEMORY="1" if keep else "0")
-    out.mkdir(parents=True, exist_ok=True)
-    for f in out.iterdir():
-        f.unlink()
-    cmd = [sys.executable, "-m", "maximask.cli.maximask_cli", str(image), "-o", str(out), "--threads", str(threads), "-q"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
-        msg = f"inference failed: {' '.join(cmd)}"
+        msg = f"command failed: {' '.join(cmd)}"
         raise RuntimeError(msg)
-    return {"keep_freed_memory": keep, "wall_s": wall, "user_s": usage.ru_utime, "system_s": usage.ru_stime,
-            "minor_faults": usage.ru_minflt, "max_rss_mib": usage.ru_maxrss / 1024.0}
+    return {"wall_s": wall, "user_s": usage.ru_utime, "system_s": usage.ru_stime, "minor_faults": usage.ru_minflt,
+            "max_rss_mib": usage.ru_maxrss / 1024.0}
+
+
+def run_once(data: Path, run_dir: Path, *, keep: bool, steps: int, threads: int) -> dict:
+    cmd = [sys.executable, "-m", "maximask.cli.train_cli", "maximask", "--data", str(data), "--run-dir", str(run_dir),
+           "--width", "0.5", "--batch-norm", "--batch-size", "4", "--steps", str(steps), "--threads", str(threads),
+           "--log-every", "5", "--val-every", "0", "--checkpoint-every", "0", "--calib-max-images", "4",
+           "--seed", "0", "--no-progress"]
+    usage = _measured(cmd, keep)
+    return {"keep_freed_memory": keep, "s_per_step": seconds_per_step(run_dir / "log.jsonl"), **usage}
+
+
+def run_inference(image: Path, out: Path, *, keep: bool, threads: int) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    for f in out.iterdir():
+        f.unlink()
+    cmd = [sys.executable, "-m", "maximask.cli.maximask_cli", str(image), "-o", str(out), "--threads", str(threads), "-q"]
+    return {"keep_freed_memory": keep, **_measured(cmd, keep)}
 
 
 def _summary(runs: list[dict], keys) -> dict:

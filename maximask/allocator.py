@@ -31,7 +31,7 @@ import logging
 import os
 import platform
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["ENV_SWITCH", "keep_freed_memory"]
 
 logger = logging.getLogger(__name__)
 

@@ -657,6 +657,21 @@ class TrackPredictor:
         compressed, est = preprocess_image(image)
         valid = ~est.invalid
         del est
+        return self.compressed_tile_probabilities(compressed, valid)
+
+    def compressed_tile_probabilities(self, compressed: np.ndarray, valid: np.ndarray | None = None
+                                      ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`tile_probabilities` of an already compressed image (the network input).
+
+        Parameters
+        ----------
+        compressed : ndarray, shape (ny, nx), float
+            ``arsinh((I - B) / sigma)`` (:func:`maximask.preprocess.preprocess_image`), 0 where invalid.
+        valid : ndarray of bool, shape (ny, nx), optional
+            Valid pixels (default: all).
+        """
+        if valid is None:
+            valid = np.ones(compressed.shape, dtype=bool)
         size = self.size
         origins = track_tiles(compressed.shape, size)
         probs, weights = [], []

@@ -46,8 +46,8 @@ import torch.nn as nn
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS
 from maximask.evaluate import curves as plots
 from maximask.evaluate.lacosmic import lacosmic_on_shards
-from maximask.inference import track_tiles
 from maximask.evaluate.metrics import ConfusionAccumulator, ConfusionCurves, exact_auc, matthews_corrcoef, roc_curve_exact
+from maximask.inference import TrackPredictor, track_tiles
 from maximask.train.calibration import DEFAULT_TRACKING_PRIOR, predict_batches, update_priors
 from maximask.train.shards import ShardArrays, decode_truth, list_shards
 
@@ -272,34 +272,6 @@ def _nan_to_none(v):
     return None if np.isnan(v) else v
 
 
-def _tiled_tracking_probabilities(model: nn.Module, images: np.ndarray, size: int, training_prior: float,
-                                  observation_prior: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image tracking probabilities of images larger than the network input, as ``maxitrack`` computes them.
-
-    Each (H, W) image is cut into the bottom-right-anchored ``size`` tiles of
-    :func:`maximask.inference.track_tiles` (zero-padded when smaller); the image's
-    probability is the mean of its tiles' probabilities.
-
-    Returns
-    -------
-    probs : ndarray, shape (N,): mean tile probability at the training prior
-    updated : ndarray, shape (N,): mean tile probability updated to ``observation_prior`` (Eq. 26)
-    """
-    origins = track_tiles(images.shape[-2:], size)
-    tiles = np.zeros((len(origins), size, size), np.float32)
-    probs = np.empty(images.shape[0])
-    updated = np.empty(images.shape[0])
-    for i in range(images.shape[0]):
-        for t, (y, x) in enumerate(origins):
-            block = images[i, y : y + size, x : x + size]
-            tiles[t] = 0.0
-            tiles[t, : block.shape[0], : block.shape[1]] = block
-        p = np.concatenate([q for _, q in predict_batches(model, tiles, kind="maxitrack", batch_size=batch_size)])
-        probs[i] = float(np.mean(p))
-        updated[i] = float(np.mean(update_priors(p.astype(np.float64), training_prior, observation_prior)))
-    return probs, updated
-
-
 def evaluate_maxitrack(
     model: nn.Module,
     card: Mapping,
@@ -313,24 +285,23 @@ def evaluate_maxitrack(
 ) -> dict:
     """Evaluate a MaxiTrack model: exact ROC, AUC and best MCC; write ``metrics.json`` and ``roc.png``.
 
-    Images larger than the network input are scored as the ``maxitrack`` tool scores an
-    exposure: the mean probability of their input-size tiles (:func:`_tiled_tracking_probabilities`).
+    Every image is scored as the ``maxitrack`` tool scores an exposure
+    (:meth:`maximask.inference.TrackPredictor.compressed_tile_probabilities`): the mean
+    probability, at the observation prior, of its input-size tiles (one tile for an image of
+    the network's input size; zero-padded when smaller).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = ShardArrays(data, kind="maxitrack", max_images=max_images)
     labels = arrays.targets.astype(bool)
     pt = float(card.get("training_priors", {}).get("TR", observation_prior))
-    size = int(getattr(model, "input_size", arrays.images.shape[-1]))
-    n_tiles = len(track_tiles(arrays.images.shape[-2:], size))
-    if n_tiles == 1 and arrays.images.shape[-2:] == (size, size):
-        probs = np.concatenate([p for _, p in predict_batches(model, arrays.images, kind="maxitrack",
-                                                              batch_size=batch_size)])
-        upd = update_priors(probs, pt, observation_prior)
-    else:
-        probs, upd = _tiled_tracking_probabilities(model, arrays.images, size, pt, observation_prior, batch_size)
-    # ROC of the probabilities the tool reports (at the observation prior); with one tile per
-    # image the update is monotonic and the ROC is that of the raw probabilities
+    # scored by the tool's own tiling (TrackPredictor), at the observation prior
+    predictor = TrackPredictor(model, {"training_priors": {"TR": pt}}, prior=observation_prior, batch_size=batch_size)
+    n_tiles = len(track_tiles(arrays.images.shape[-2:], predictor.size))
+    upd = np.empty(len(labels))
+    for i in range(len(labels)):
+        p, w = predictor.compressed_tile_probabilities(np.asarray(arrays.images[i], dtype=np.float32))
+        upd[i] = float(np.sum(p * w) / np.sum(w))
     fpr, tpr, thr_u = roc_curve_exact(upd, labels)
     auc = exact_auc(upd, labels)
     n_pos, n_neg = labels.sum(), (~labels).sum()
