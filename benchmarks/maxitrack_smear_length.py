@@ -2,8 +2,10 @@
 
     python benchmarks/maxitrack_smear_length.py TEST_DIR MODEL [MODEL ...]
 
-TEST_DIR holds ``maximask-sim maxitrack`` shards of images of the model's input
-size. For each group of affected images (smear length bins, in pixels, and
+TEST_DIR holds ``maximask-sim maxitrack`` shards of images of any size; each
+image is scored as ``maximask-evaluate maxitrack`` and the ``maxitrack`` tool
+score it (mean probability of the network-input-size tiles, at the default
+observation prior). For each group of affected images (smear length bins, in pixels, and
 kinds of error) it prints the AUC of those images against all clean images of
 the set, so the groups share the same negatives.
 """
@@ -17,7 +19,7 @@ import numpy as np
 
 from maximask.evaluate.metrics import exact_auc
 from maximask.modelfile import load_model
-from maximask.train.calibration import predict_batches
+from maximask.evaluate.report import track_image_scores
 from maximask.train.shards import list_shards
 
 LENGTH_BINS = ((0, 3), (3, 5), (5, 10), (10, np.inf))
@@ -44,8 +46,8 @@ def main(argv=None) -> int:
     length = np.array([(s.get("tracking") or {}).get("length", 0.0) for s in samples])
     kind = np.array([(s.get("tracking") or {}).get("kind", "-") for s in samples])
     for path in args.models:
-        model, _ = load_model(path, kind="maxitrack")
-        p = np.concatenate([q for _, q in predict_batches(model, images, kind="maxitrack", batch_size=16)])
+        model, card = load_model(path, kind="maxitrack")
+        p, _ = track_image_scores(model, card, images)
         neg = p[~labels]
         print(f"{path}: AUC {exact_auc(p, labels):.3f} ({labels.sum()} affected, {(~labels).sum()} clean)")
         for lo, hi in LENGTH_BINS:

@@ -57,6 +57,7 @@ __all__ = [
     "prior_updated_curves",
     "evaluate_maximask",
     "evaluate_maxitrack",
+    "track_image_scores",
     "table7_markdown",
 ]
 
@@ -272,6 +273,37 @@ def _nan_to_none(v):
     return None if np.isnan(v) else v
 
 
+def track_image_scores(model: nn.Module, card: Mapping, images, *, observation_prior: float = DEFAULT_TRACKING_PRIOR,
+                       batch_size: int = 16) -> tuple[np.ndarray, int]:
+    """Tracking-error probability of each compressed image, as the ``maxitrack`` tool scores an exposure.
+
+    Parameters
+    ----------
+    model : MaxiTrack network
+    card : model card (its ``training_priors["TR"]`` is used; default: ``observation_prior``)
+    images : array-like, shape (N, H, W), float
+        Compressed images (network inputs), any size.
+    observation_prior : float
+        Prior of the update (Eq. 26).
+
+    Returns
+    -------
+    scores : ndarray, shape (N,)
+        Mean probability of the image's input-size tiles
+        (:meth:`maximask.inference.TrackPredictor.compressed_tile_probabilities`), weighted by their
+        valid fraction (one tile for an image of the network's input size, zero-padded when smaller).
+    tiles_per_image : int
+    """
+    pt = float(card.get("training_priors", {}).get("TR", observation_prior))
+    predictor = TrackPredictor(model, {"training_priors": {"TR": pt}}, prior=observation_prior, batch_size=batch_size)
+    n_tiles = len(track_tiles(np.shape(images)[-2:], predictor.size))
+    scores = np.empty(len(images))
+    for i in range(len(images)):
+        p, w = predictor.compressed_tile_probabilities(np.asarray(images[i], dtype=np.float32))
+        scores[i] = float(np.sum(p * w) / np.sum(w))
+    return scores, n_tiles
+
+
 def evaluate_maxitrack(
     model: nn.Module,
     card: Mapping,
@@ -295,13 +327,8 @@ def evaluate_maxitrack(
     arrays = ShardArrays(data, kind="maxitrack", max_images=max_images)
     labels = arrays.targets.astype(bool)
     pt = float(card.get("training_priors", {}).get("TR", observation_prior))
-    # scored by the tool's own tiling (TrackPredictor), at the observation prior
-    predictor = TrackPredictor(model, {"training_priors": {"TR": pt}}, prior=observation_prior, batch_size=batch_size)
-    n_tiles = len(track_tiles(arrays.images.shape[-2:], predictor.size))
-    upd = np.empty(len(labels))
-    for i in range(len(labels)):
-        p, w = predictor.compressed_tile_probabilities(np.asarray(arrays.images[i], dtype=np.float32))
-        upd[i] = float(np.sum(p * w) / np.sum(w))
+    upd, n_tiles = track_image_scores(model, card, arrays.images, observation_prior=observation_prior,
+                                      batch_size=batch_size)
     fpr, tpr, thr_u = roc_curve_exact(upd, labels)
     auc = exact_auc(upd, labels)
     n_pos, n_neg = labels.sum(), (~labels).sum()
