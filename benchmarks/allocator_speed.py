@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def seconds_per_step(log_path: Path, skip: int = 10) -> float:
     """Median wall seconds per step between consecutive log records after ``skip`` steps."""
     lines = log_path.read_text().splitlines()
@@ -76,12 +75,23 @@ def run_inference(image: Path, out: Path, *, keep: bool, threads: int) -> dict:
     return {"keep_freed_memory": keep, **_measured(cmd, keep)}
 
 
-def _summary(runs: list[dict], keys) -> dict:
-    out = {}
+def _report(runs: list[dict], rate: str, rate_fmt: str, path: Path, info: dict) -> None:
+    """Medians per setting, speed-up of ``rate`` (smaller is faster); write ``path`` and print the table."""
+    keys = (rate, "user_s", "system_s", "minor_faults", "max_rss_mib")
+    summary = {}
     for keep in (False, True):
         rs = [r for r in runs if r["keep_freed_memory"] == keep]
-        out["keep" if keep else "default"] = {k: float(np.median([r[k] for r in rs])) for k in keys}
-    return out
+        summary["keep" if keep else "default"] = {k: float(np.median([r[k] for r in rs])) for k in keys}
+    speedup = summary["default"][rate] / summary["keep"][rate]
+    report = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}", **info,
+              "runs": runs, "median": summary, "speedup": speedup}
+    path.write_text(json.dumps(report, indent=1))
+    label = rate.replace("_per_", "/").replace("_s", " s")
+    print(f"{'setting':10s} {label:>7s} {'user s':>7s} {'sys s':>7s} {'faults':>10s} {'RSS MiB':>8s}")
+    for name, m in summary.items():
+        print(f"{name:10s} {m[rate]:{rate_fmt}} {m['user_s']:7.1f} {m['system_s']:7.2f} {m['minor_faults']:10.0f} "
+              f"{m['max_rss_mib']:8.0f}")
+    print(f"speed-up {speedup:.2f}x")
 
 
 def inference_main(args) -> int:
@@ -90,17 +100,8 @@ def inference_main(args) -> int:
         for keep in (False, True):
             runs.append(run_inference(args.inference, args.out / "masks", keep=keep, threads=args.threads))
             print(json.dumps(runs[-1]))
-    summary = _summary(runs, ("wall_s", "user_s", "system_s", "minor_faults", "max_rss_mib"))
-    speedup = summary["default"]["wall_s"] / summary["keep"]["wall_s"]
-    report = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
-              "image": str(args.inference), "threads": args.threads, "runs": runs, "median": summary,
-              "speedup": speedup}
-    (args.out / "allocator_inference_speed.json").write_text(json.dumps(report, indent=1))
-    print(f"{'setting':10s} {'wall s':>7s} {'user s':>7s} {'sys s':>7s} {'faults':>10s} {'RSS MiB':>8s}")
-    for name, s in summary.items():
-        print(f"{name:10s} {s['wall_s']:7.2f} {s['user_s']:7.1f} {s['system_s']:7.2f} {s['minor_faults']:10.0f} "
-              f"{s['max_rss_mib']:8.0f}")
-    print(f"speed-up {speedup:.2f}x")
+    _report(runs, "wall_s", "7.2f", args.out / "allocator_inference_speed.json",
+            {"image": str(args.inference), "threads": args.threads})
     return 0
 
 
@@ -129,16 +130,8 @@ def main(argv=None) -> int:
                     f.unlink()
             runs.append(run_once(data, run_dir, keep=keep, steps=args.steps, threads=args.threads))
             print(json.dumps(runs[-1]))
-    summary = _summary(runs, ("s_per_step", "user_s", "system_s", "minor_faults", "max_rss_mib"))
-    speedup = summary["default"]["s_per_step"] / summary["keep"]["s_per_step"]
-    report = {"machine": f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}", "size": args.size,
-              "threads": args.threads, "steps": args.steps, "runs": runs, "median": summary, "speedup": speedup}
-    (args.out / "allocator_speed.json").write_text(json.dumps(report, indent=1))
-    print(f"{'setting':10s} {'s/step':>7s} {'user s':>7s} {'sys s':>7s} {'faults':>10s} {'RSS MiB':>8s}")
-    for name, s in summary.items():
-        print(f"{name:10s} {s['s_per_step']:7.3f} {s['user_s']:7.1f} {s['system_s']:7.1f} {s['minor_faults']:10.0f} "
-              f"{s['max_rss_mib']:8.0f}")
-    print(f"speed-up {speedup:.2f}x")
+    _report(runs, "s_per_step", "7.3f", args.out / "allocator_speed.json",
+            {"size": args.size, "threads": args.threads, "steps": args.steps})
     return 0
 
 

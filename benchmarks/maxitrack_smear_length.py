@@ -4,7 +4,7 @@
 
 TEST_DIR holds ``maximask-sim maxitrack`` shards of images of any size; each
 image is scored as ``maximask-evaluate maxitrack`` and the ``maxitrack`` tool
-score it (mean probability of the network-input-size tiles, at the default
+score it (:func:`maximask.evaluate.report.track_image_scores`: mean probability of the network-input-size tiles, at the default
 observation prior). For each group of affected images (smear length bins, in pixels, and
 kinds of error) it prints the AUC of those images against all clean images of
 the set, so the groups share the same negatives.
@@ -18,8 +18,8 @@ import json
 import numpy as np
 
 from maximask.evaluate.metrics import exact_auc
-from maximask.modelfile import load_model
 from maximask.evaluate.report import track_image_scores
+from maximask.modelfile import load_model
 from maximask.train.shards import list_shards
 
 LENGTH_BINS = ((0, 3), (3, 5), (5, 10), (10, np.inf))

@@ -41,29 +41,23 @@ maximask-train maximask --data "$WORK/train256" --val "$WORK/val256" --run-dir "
     --width 0.5 --batch-norm --batch-size 4 --lr 3e-3 --lr-schedule cosine --warmup-steps 100 --augment \
     --steps "${MAXIMASK_STEPS:-5400}" --checkpoint-every 100 --val-every 500 --log-every 20 \
     --threads "$THREADS" --device cpu --no-progress --resume
-#    Stage 2: from stage 1's checkpoint (batch normalisation kept), on 128, 256 and 384 px images,
-#    each mini-batch of one size, so that the network also learns small images and large context.
-maximask-train maximask --init "$WORK/runs/maximask_w05_bn/checkpoint.pt" \
-    --data "$WORK/train256" "$WORK/train128" "$WORK/train384" --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-    --run-dir "$WORK/runs/maximask_w05_mixed" --seed 1 \
-    --width 0.5 --batch-norm --batch-size 4 --lr 1e-3 --lr-schedule cosine --warmup-steps 200 --augment \
-    --steps "${MAXIMASK_STAGE2_STEPS:-11000}" --checkpoint-every 100 --val-every 1000 --val-max-images 32 --log-every 20 \
-    --threads "$THREADS" --device cpu --no-progress --resume
-#    Stages 3 and 4: from the previous stage's checkpoint, the same data, 5,600 and 5,400 more steps
-#    at lower learning rates, in the background beside the MaxiTrack training.
+#    Stages 2-4 continue from the previous stage's checkpoint (batch normalisation kept) on 128, 256
+#    and 384 px images, each mini-batch of one size, so that the network also learns small images
+#    and large context: mixed_stage RUN INIT SEED LR WARMUP STEPS.
+mixed_stage() {
+    maximask-train maximask --init "$WORK/runs/$2/checkpoint.pt" \
+        --data "$WORK/train256" "$WORK/train128" "$WORK/train384" --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
+        --run-dir "$WORK/runs/$1" --seed "$3" \
+        --width 0.5 --batch-norm --batch-size 4 --lr "$4" --lr-schedule cosine --warmup-steps "$5" --augment \
+        --steps "$6" --checkpoint-every 100 --val-every 1000 --val-max-images 32 --log-every 20 \
+        --threads "$THREADS" --device cpu --no-progress --resume
+}
+mixed_stage maximask_w05_mixed maximask_w05_bn 1 1e-3 200 "${MAXIMASK_STAGE2_STEPS:-11000}"
+#    Stages 3 and 4: the same data, 5,600 and 5,400 more steps at lower learning rates, in the
+#    background beside the MaxiTrack training.
 (
-maximask-train maximask --init "$WORK/runs/maximask_w05_mixed/checkpoint.pt" \
-    --data "$WORK/train256" "$WORK/train128" "$WORK/train384" --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-    --run-dir "$WORK/runs/maximask_w05_stage3" --seed 2 \
-    --width 0.5 --batch-norm --batch-size 4 --lr 5e-4 --lr-schedule cosine --warmup-steps 100 --augment \
-    --steps "${MAXIMASK_STAGE3_STEPS:-5600}" --checkpoint-every 100 --val-every 1000 --val-max-images 32 --log-every 20 \
-    --threads "$THREADS" --device cpu --no-progress --resume
-maximask-train maximask --init "$WORK/runs/maximask_w05_stage3/checkpoint.pt" \
-    --data "$WORK/train256" "$WORK/train128" "$WORK/train384" --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-    --run-dir "$WORK/runs/maximask_w05_stage4" --seed 3 \
-    --width 0.5 --batch-norm --batch-size 4 --lr 3e-4 --lr-schedule cosine --warmup-steps 100 --augment \
-    --steps "${MAXIMASK_STAGE4_STEPS:-5400}" --checkpoint-every 100 --val-every 1000 --val-max-images 32 --log-every 20 \
-    --threads "$THREADS" --device cpu --no-progress --resume
+    mixed_stage maximask_w05_stage3 maximask_w05_mixed 2 5e-4 100 "${MAXIMASK_STAGE3_STEPS:-5600}"
+    mixed_stage maximask_w05_stage4 maximask_w05_stage3 3 3e-4 100 "${MAXIMASK_STAGE4_STEPS:-5400}"
 ) &
 
 # 3. MaxiTrack: width 0.5 on 128x128 images, with batch normalisation and global average pooling
