@@ -199,11 +199,11 @@ def as_image(data) -> np.ndarray:
     return arr
 
 
-def _predict(data, model, net_dir, device, settings_kw, *, tile, batch_size, margin, precision):
+def _predict(data, model, net_dir, device, settings_kw, *, tile, batch_size, margin, precision, views):
     lm = _get_model("maximask", model, net_dir, device)
     settings = make_settings(lm.card, **settings_kw)
     pred = MaskPredictor(lm.model, lm.card, settings, tile=tile,
-                         margin=margin, batch_size=batch_size, precision=precision)
+                         margin=margin, batch_size=batch_size, precision=precision, views=views)
     image = as_image(data)
     out = pred.predict(image)
     if settings.single_mask and image.ndim == 2:
@@ -223,6 +223,7 @@ def predict_probabilities(
     margin: int = DEFAULT_MARGIN,
     batch_size: int = 1,
     precision: str = "fp32",
+    views: int | None = None,
 ) -> np.ndarray:
     """Contaminant probabilities of an image.
 
@@ -238,6 +239,10 @@ def predict_probabilities(
         Observation priors of Eq. 26 ("default": the published priors; None: none).
     precision : {"fp32", "bf16"}
         Arithmetic of the network (see "Precision" in :mod:`maximask.inference`).
+    views : {1, 2, 4, 8}, optional
+        Test-time views: each tile predicted in ``views`` orientations, logits averaged
+        (``views`` times slower; see "MaxiMask" in :mod:`maximask.inference`). Default: the
+        model card's ``test_time_views`` (1 when absent).
 
     Returns
     -------
@@ -246,7 +251,7 @@ def predict_probabilities(
     """
     return _predict(data, model, net_dir, device,
                     dict(classes=classes, priors=priors, thresholds=None),
-                    tile=tile, batch_size=batch_size, margin=margin, precision=precision)
+                    tile=tile, batch_size=batch_size, margin=margin, precision=precision, views=views)
 
 
 def predict_mask(
@@ -264,6 +269,7 @@ def predict_mask(
     margin: int = DEFAULT_MARGIN,
     batch_size: int = 1,
     precision: str = "fp32",
+    views: int | None = None,
 ) -> np.ndarray:
     """Contaminant masks of an image.
 
@@ -278,6 +284,8 @@ def predict_mask(
     precision : {"fp32", "bf16"}
         Arithmetic of the network (see "Precision" in :mod:`maximask.inference`); under
         bf16, pixels near a threshold may flip.
+    views : {1, 2, 4, 8}, optional
+        Test-time views (as :func:`predict_probabilities`).
 
     Returns
     -------
@@ -290,7 +298,7 @@ def predict_mask(
         raise ValueError(msg)
     out = _predict(data, model, net_dir, device,
                    dict(classes=classes, priors=priors, thresholds=thresholds, single_mask=single_mask, dilate=dilate),
-                   tile=tile, batch_size=batch_size, margin=margin, precision=precision)
+                   tile=tile, batch_size=batch_size, margin=margin, precision=precision, views=views)
     return out
 
 
@@ -303,6 +311,7 @@ def predict_tracking(
     device: str = "auto",
     batch_size: int = 16,
     precision: str = "fp32",
+    views: int | None = None,
 ) -> float:
     """Probability that an exposure is affected by tracking errors (MaxiTrack).
 
@@ -310,18 +319,21 @@ def predict_tracking(
     ----------
     data : 2-D/3-D array, image HDU, NDData/CCDData, a list of these, or an HDUList
         (every image HDU is used: the exposure's probability is the mean over all
-        400x400 tiles of all HDUs).
+        network-input-size tiles of all HDUs).
     prior : float or None
         Observation prior of tracking errors (Eq. 26); None: no update.
     precision : {"fp32", "bf16"}
         Arithmetic of the network (see "Precision" in :mod:`maximask.inference`).
+    views : {1, 2, 4, 8} or None
+        Orientations each tile is seen in, log-odds averaged (see "MaxiTrack" in
+        :mod:`maximask.inference`); None: the model card's ``test_time_views``.
 
     Returns
     -------
     float in [0, 1]
     """
     lm = _get_model("maxitrack", model, net_dir, device)
-    pred = TrackPredictor(lm.model, lm.card, prior, batch_size=batch_size, precision=precision)
+    pred = TrackPredictor(lm.model, lm.card, prior, batch_size=batch_size, precision=precision, views=views)
     planes = []
     items = list(data) if isinstance(data, (list, tuple)) or type(data).__name__ == "HDUList" else [data]
     for item in items:
@@ -420,7 +432,8 @@ def process_file(
                     thresholds=s.thresholds, dilate=s.dilate, model=model_info, n_invalid=n_invalid,
                     extra={"MM_TILE": (predictor.tile, "inference tile (pixels)"),
                            "MM_MARGN": (predictor.margin, "tile margin cropped (pixels)"),
-                           "MM_PREC": (predictor.precision, "network arithmetic (fp32 or bf16)")},
+                           "MM_PREC": (predictor.precision, "network arithmetic (fp32 or bf16)"),
+                           "MM_VIEWS": (predictor.views, "test-time views averaged per tile")},
                 )
                 if s.output_kind == "flags" and not cube:
                     out = out[0]

@@ -12,14 +12,25 @@ borders are kept. Tiles of equal shape are batched. Probabilities are updated
 to the observation priors (Eq. 26) on the logits, then thresholded and
 bit-combined tile by tile, so only the requested output (float32 probabilities,
 uint8 masks or an int32 flag map) is ever held for the whole image.
+With ``views`` > 1 (test-time views, :data:`VIEWS`) each tile is also predicted
+turned and mirrored, each prediction turned back, and the logits are the mean
+over the views, at ``views`` times the network's cost; the model card's
+``test_time_views`` gives the default (1 when absent).
 
 MaxiTrack
 ---------
-The image is cut into 400x400 tiles (the network's input size) on a regular
+The image is cut into tiles of the network's input size (400x400 for the paper's
+network, 128x128 for the installed one) on a regular
 grid anchored at the bottom-right corner, as the published tool does; each tile
 gets a probability of tracking errors, updated to the observation prior, and
 the image's probability is the mean over tiles (weighted by their valid pixels;
 images smaller than a tile are zero-padded, i.e. padded with the background).
+With ``views`` > 1 (:data:`VIEWS`) each tile is also seen turned and mirrored and its
+log-odds are the mean over the views: a tracking error has no preferred
+orientation, so this averages out part of the network's orientation-dependent
+error, at ``views`` times the network's cost. The model card's
+``test_time_views`` gives the default (1 when absent); its thresholds were
+calibrated with that many views.
 
 Precision
 ---------
@@ -76,6 +87,11 @@ __all__ = [
     "predict_logits",
     "MaskPredictor",
     "TrackPredictor",
+    "VIEWS",
+    "check_views",
+    "dihedral_view",
+    "dihedral_view_inverse",
+    "forward_views",
     "allocate_output",
     "release_pages",
 ]
@@ -263,6 +279,7 @@ def predict_logits(
     channels_last: bool | None = None,
     precision: str = "fp32",
     progress: Callable[[int], None] | None = None,
+    views: int = 1,
 ) -> Iterator[tuple[Tile, torch.Tensor]]:
     """Run MaxiMaskNet on overlapping tiles of a compressed image.
 
@@ -282,6 +299,9 @@ def predict_logits(
         Arithmetic of the forward pass (see the module docstring); logits are float32 either way.
     progress : callable, optional
         Called with the number of tiles done after each batch.
+    views : {1, 2, 4, 8}
+        Test-time views: logits averaged over the tile's first ``views`` orientations
+        (:func:`forward_views`).
 
     Yields
     ------
@@ -292,7 +312,51 @@ def predict_logits(
     check_precision(precision, _model_device(model))
     tiles = plan_tiles(image.shape, tile, margin)
     yield from _run_tiles(model, image, tiles, 0, batch_size=batch_size, channels_last=channels_last,
-                          precision=precision, progress=progress)
+                          precision=precision, progress=progress, views=check_views(views))
+
+
+#: Numbers of test-time views (``views``): the first ``views`` orientations of
+#: :func:`dihedral_view` (1: as is; 2: + a quarter turn; 4: the four quarter turns; 8: also mirrored).
+VIEWS = (1, 2, 4, 8)
+
+
+def dihedral_view(x: torch.Tensor, k: int) -> torch.Tensor:
+    """View ``k`` (0-7) of a batch ``(..., H, W)``: ``k % 4`` quarter turns, then mirrored left-right when ``k >= 4``."""
+    x = torch.rot90(x, k % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if k >= 4 else x
+
+
+def dihedral_view_inverse(y: torch.Tensor, k: int) -> torch.Tensor:
+    """Undo :func:`dihedral_view` ``k``: ``dihedral_view_inverse(dihedral_view(x, k), k) == x``."""
+    if k >= 4:
+        y = torch.flip(y, dims=(-1,))
+    return torch.rot90(y, -(k % 4), dims=(-2, -1))
+
+
+def check_views(views) -> int:
+    """``views`` as an int of :data:`VIEWS`, or ValueError."""
+    if views not in VIEWS:
+        msg = f"views must be one of {', '.join(map(str, VIEWS))}, got {views}"
+        raise ValueError(msg)
+    return int(views)
+
+
+def forward_views(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int, *,
+                  memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """Mean of the per-pixel outputs ``forward(view(x))`` turned back, over ``views`` views.
+
+    ``x`` : (N, C, H, W); ``forward`` returns maps (N, K, H, W) aligned with its input; each view
+    is made contiguous in ``memory_format`` before the call. One view is ``forward(x)`` itself;
+    several give float32.
+    """
+    if views == 1:
+        return forward(x)
+    total = None
+    for k in range(views):
+        out = forward(dihedral_view(x, k).contiguous(memory_format=memory_format))
+        out = dihedral_view_inverse(out, k).float()
+        total = out if total is None else total.add_(out)
+    return total / views
 
 
 def _run_tiles(
@@ -305,11 +369,13 @@ def _run_tiles(
     channels_last: bool | None = None,
     precision: str = "fp32",
     progress: Callable[[int], None] | None = None,
+    views: int = 1,
 ) -> Iterator[tuple[Tile, torch.Tensor]]:
     """Tiles (full-image coordinates) of ``image``, whose row 0 is full-image row ``y_offset``.
 
-    Yields (tile, float32 logits of its kept part, shape (14, ky1-ky0, kx1-kx0)). Only the
-    network call runs under :func:`precision_context` (which is not left active across yields).
+    Yields (tile, float32 logits of its kept part, shape (14, ky1-ky0, kx1-kx0)), the mean over
+    ``views`` test-time views. Only the network call runs under :func:`precision_context`
+    (which is not left active across yields).
     """
     from maximask.nets import MaxiMaskNet
 
@@ -326,7 +392,8 @@ def _run_tiles(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with precision_context(precision, device):
-                logits = forward(x)
+                logits = forward_views(forward, x, views,
+                                       memory_format=torch.channels_last if channels_last else torch.contiguous_format)
             for t, out in zip(batch, logits):
                 # float32 for the posterior; a no-op (a view) under fp32
                 yield t, out[:, t.ky0 - t.y0 : t.ky1 - t.y0, t.kx0 - t.x0 : t.kx1 - t.x0].float()
@@ -383,11 +450,14 @@ class MaskPredictor:
     channels_last : bool, optional
     precision : {"fp32", "bf16"}
         Arithmetic of the network (module docstring, "Precision"); the posterior is float32.
+    views : {1, 2, 4, 8} or None
+        Test-time views (module docstring, "MaxiMask"); None: the card's ``test_time_views``
+        (1 when absent). ``views`` forward passes per tile.
 
     Raises
     ------
     ValueError
-        Bad tile/margin, unknown precision, or bf16 not available on the model's device.
+        Bad tile/margin/views, unknown precision, or bf16 not available on the model's device.
     """
 
     def __init__(
@@ -401,10 +471,12 @@ class MaskPredictor:
         batch_size: int = 1,
         channels_last: bool | None = None,
         precision: str = "fp32",
+        views: int | None = None,
     ):
         self.model = model.eval()
         self.card = card
         self.settings = settings
+        self.views = check_views(int(card.get("test_time_views", 1)) if views is None else views)
         self.tile = int(tile or DEFAULT_TILE)
         self.margin = int(margin)
         plan_axis(self.tile + 1, self.tile, self.margin)  # validates tile and margin
@@ -522,7 +594,7 @@ class MaskPredictor:
                 tiles = [Tile(w0, w1, c[0], c[1], k0, k1, c[2], c[3]) for c in cols]
             for i, (t, logits) in enumerate(_run_tiles(self.model, compressed, tiles, w0, batch_size=self.batch_size,
                                                        channels_last=self.channels_last, precision=self.precision,
-                                                       progress=progress)):
+                                                       progress=progress, views=self.views)):
                 work[:, t.ky0 : t.ky1, t.kx0 : t.kx1] = self._postprocess(logits).cpu().numpy()
                 if i % 4 == 3:
                     release_pages(work)
@@ -624,10 +696,13 @@ class TrackPredictor:
     batch_size : int
     precision : {"fp32", "bf16"}
         Arithmetic of the network (module docstring, "Precision"); the posterior is float32.
+    views : {1, 2, 4, 8} or None
+        Orientations each tile is seen in, log-odds averaged (module docstring, "MaxiTrack");
+        None: the card's ``test_time_views`` (1 when absent). ``views`` forward passes per tile.
     """
 
     def __init__(self, model: nn.Module, card: dict, prior: float | None = 0.05, *, batch_size: int = 16,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", views: int | None = None):
         self.model = model.eval()
         self.card = card
         self.size = int(getattr(model, "input_size", 400))
@@ -638,6 +713,7 @@ class TrackPredictor:
             msg = f"prior must lie strictly between 0 and 1, got {prior}"
             raise ValueError(msg)
         self.prior = prior
+        self.views = check_views(int(card.get("test_time_views", 1)) if views is None else views)
         self.channels_last = self.device.type == "cpu"
         if self.channels_last:  # 9x9 convolutions are ~1.5x faster channels-last on CPU
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -683,14 +759,17 @@ class TrackPredictor:
                     block = compressed[y : y + size, x : x + size]
                     batch[b, 0, : block.shape[0], : block.shape[1]] = block
                     weights.append(valid[y : y + size, x : x + size].sum() / float(size * size))
-                x = torch.from_numpy(batch).to(self.device)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with precision_context(self.precision, self.device):
-                    logits = self.model(x)
-                logits = logits.float()
-                z = logits[:, 1] - logits[:, 0] - self.shift  # log-odds of class 1, Eq. 26 shift
-                probs.append(torch.sigmoid(z.double()).cpu().numpy())
+                tiles = torch.from_numpy(batch).to(self.device)
+                z = torch.zeros(len(chunk), dtype=torch.float64, device=self.device)
+                for k in range(self.views):
+                    x = dihedral_view(tiles, k)
+                    x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+                    with precision_context(self.precision, self.device):
+                        logits = self.model(x)
+                    logits = logits.float()
+                    z += (logits[:, 1] - logits[:, 0]).double()  # log-odds of class 1
+                z = z / self.views - self.shift  # mean over views, Eq. 26 shift
+                probs.append(torch.sigmoid(z).cpu().numpy())
         return np.concatenate(probs), np.asarray(weights, dtype=np.float64)
 
     def predict(self, planes: Sequence[np.ndarray] | np.ndarray) -> float:

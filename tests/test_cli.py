@@ -212,3 +212,19 @@ def test_real_exposures(tmp_path, models, capsys):
                 if a.is_image and a.data is not None and a.data.ndim >= 2:
                     assert b.data.shape == a.data.shape, f.name  # the flag map has the image's shape
                     assert b.header.get("EXTNAME") == a.header.get("EXTNAME")
+
+
+def test_views_option_through_subprocess(tmp_path, models):
+    src = _fits(tmp_path / "img.fits", shape=(40, 36), seed=4)
+    r = _run("maximask", src, "--net_dir", models, "--proba_thresh", "0", "--views", "4", "-o", tmp_path / "v4", "-q")
+    assert r.returncode == 0, r.stderr
+    r = _run("maximask", src, "--net_dir", models, "--proba_thresh", "0", "-o", tmp_path / "v1", "-q")
+    assert r.returncode == 0, r.stderr
+    with fits.open(tmp_path / "v4" / "img.mask.fits") as h4, fits.open(tmp_path / "v1" / "img.mask.fits") as h1:
+        assert h4[0].header["MM_VIEWS"] == 4 and h1[0].header["MM_VIEWS"] == 1
+        assert h4[0].data.shape == h1[0].data.shape and not np.allclose(h4[0].data, h1[0].data, atol=1e-5)
+    r = _run("maxitrack", src, "--net_dir", models, "--views", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 0.0 <= float(r.stdout.split()[-1]) <= 1.0
+    r = _run("maximask", src, "--net_dir", models, "--views", "3", "-o", tmp_path / "bad")
+    assert r.returncode == 2 and "--views" in r.stderr and not (tmp_path / "bad").exists()

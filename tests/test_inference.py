@@ -10,6 +10,9 @@ from maximask.inference import (
     DEFAULT_MARGIN,
     MaskPredictor,
     TrackPredictor,
+    dihedral_view,
+    dihedral_view_inverse,
+    forward_views,
     plan_axis,
     plan_tiles,
     predict_logits,
@@ -249,3 +252,81 @@ def test_maxitrack_bf16_close_to_fp32():
     bf16 = TrackPredictor(model, card, 0.05, precision="bf16").predict(img)
     assert np.isfinite(bf16) and 0.0 <= bf16 <= 1.0
     assert bf16 == pytest.approx(ref, abs=0.05)
+
+
+def test_dihedral_views_are_the_eight_orientations():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    views = [dihedral_view(x, k) for k in range(8)]
+    flat = {tuple(v.flatten().tolist()) for v in views}
+    assert len(flat) == 8  # all distinct
+    assert torch.equal(views[1], x.transpose(-2, -1).flip(-2))  # one quarter turn (counter-clockwise)
+    assert torch.equal(views[4], x.flip(-1))
+    # the set is closed under rotation: rotating the input permutes the views
+    rotated = {tuple(dihedral_view(torch.rot90(x, 1, dims=(-2, -1)), k).flatten().tolist()) for k in range(8)}
+    assert rotated == flat
+
+
+def test_maxitrack_views_average_the_log_odds():
+    torch.manual_seed(1)
+    model = create_model("maxitrack", width=0.125, input_size=64, hidden=8).eval()
+    img = _image((64, 64), seed=5)
+    card = {"training_priors": {"TR": 0.3}}
+    pred8 = TrackPredictor(model, card, 0.05, views=8)
+    p8, _ = pred8.compressed_tile_probabilities(img)
+    with torch.no_grad():
+        x = torch.from_numpy(img[None, None].astype(np.float32))
+        z = [model(dihedral_view(x, k).contiguous()) for k in range(8)]
+        z = np.mean([float(v[0, 1] - v[0, 0]) for v in z])
+    shift = np.log(0.05 / 0.95) - np.log(0.3 / 0.7)
+    assert p8[0] == pytest.approx(1 / (1 + np.exp(-(z + shift))), rel=1e-5)
+    # a rotated or mirrored image gets the same probability with 8 views, not with 1
+    for k in (1, 2, 6):
+        img_k = dihedral_view(torch.from_numpy(img)[None, None], k)[0, 0].numpy().copy()
+        assert pred8.compressed_tile_probabilities(img_k)[0][0] == pytest.approx(p8[0], rel=1e-5)
+    p1 = [TrackPredictor(model, card, 0.05, views=1).compressed_tile_probabilities(
+        dihedral_view(torch.from_numpy(img)[None, None], k)[0, 0].numpy().copy())[0][0] for k in range(8)]
+    assert np.ptp(p1) > 1e-4
+    p2, _ = TrackPredictor(model, card, 0.05, views=2).compressed_tile_probabilities(img)
+    with torch.no_grad():
+        z2 = np.mean([float((lambda v: v[0, 1] - v[0, 0])(model(dihedral_view(x, k).contiguous()))) for k in (0, 1)])
+    assert p2[0] == pytest.approx(1 / (1 + np.exp(-(z2 + shift))), rel=1e-5)
+    # the card's test_time_views is the default; other counts are refused
+    assert TrackPredictor(model, {"test_time_views": 8}, None).views == 8
+    assert TrackPredictor(model, {}, None).views == 1
+    with pytest.raises(ValueError, match="views"):
+        TrackPredictor(model, {}, None, views=3)
+
+
+def test_dihedral_view_inverse_and_forward_views_commute_with_turns(net):
+    x = torch.randn(2, 1, 64, 96, generator=torch.Generator().manual_seed(3))
+    for k in range(8):
+        assert torch.equal(dihedral_view_inverse(dihedral_view(x, k), k), x)
+    ident = lambda t: torch.cat([t, 2 * t], dim=1)  # noqa: E731 (a per-pixel map aligned with its input)
+    assert torch.allclose(forward_views(ident, x, 8), ident(x))
+    # with all 8 views, turning the input turns the output: the averaged prediction is invariant
+    with torch.no_grad():
+        sq = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+        ref = forward_views(net.forward_inference, sq, 8)
+        for k in (1, 5):
+            turned = forward_views(net.forward_inference, dihedral_view(sq, k).contiguous(), 8)
+            assert torch.allclose(dihedral_view_inverse(turned, k), ref, atol=1e-4)
+        plain = net.forward_inference(sq)
+        assert not torch.allclose(dihedral_view_inverse(net.forward_inference(dihedral_view(sq, 1).contiguous()), 1),
+                                  plain, atol=1e-4)
+        two = forward_views(net.forward_inference, sq, 2)
+        expected = (plain + dihedral_view_inverse(net.forward_inference(dihedral_view(sq, 1).contiguous()), 1)) / 2
+        assert torch.allclose(two, expected, atol=1e-5)
+
+
+def test_mask_predictor_views_on_tiles(net):
+    img = _image((200, 160), seed=7)
+    settings = PosteriorSettings(priors=None, thresholds=None)
+    one = MaskPredictor(net, {}, settings, tile=128, margin=32).predict(img)
+    four = MaskPredictor(net, {}, settings, tile=128, margin=32, views=4).predict(img)
+    assert four.shape == one.shape and np.isfinite(four).all()
+    assert not np.allclose(four, one, atol=1e-4)
+    # the card's test_time_views is the default
+    eight = MaskPredictor(net, {"test_time_views": 8}, settings, tile=128, margin=32)
+    assert eight.views == 8
+    with pytest.raises(ValueError, match="views"):
+        MaskPredictor(net, {}, settings, views=5)

@@ -118,7 +118,7 @@ def test_mef_layout_headers_wcs_and_input_untouched(tmp_path, net):
             assert [h[f"CLASS{i}"] for i in range(1, 14)] == list(CLASS_NAMES[:-1])
             assert h["CR_DIM"] == 0 and h["CR_PR"] == DEFAULT_PRIORS["CR"] and h["CR_TH"] == 0.5
             assert h["MM_TYPE"] == "MASKS" and h["MM_MHASH"] == INFO["sha256"][:16] and h["PRIORS"] == "Yes"
-            assert h["MM_VERS"] and h["MM_MODEL"] == "test.json" and h["MM_PREC"] == "fp32"
+            assert h["MM_VERS"] and h["MM_MODEL"] == "test.json" and h["MM_PREC"] == "fp32" and h["MM_VIEWS"] == 1
             assert "BZERO" not in h and "BUNIT" not in h
         assert hout[3].name == "CAT" and list(hout[3].data["x"]) == [0.0, 1.0, 2.0]
         assert hout[4].data.shape == (2, 13, 20, 30)  # a cube gets its class axis before the cube axis

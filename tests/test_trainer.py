@@ -341,3 +341,30 @@ def test_init_from_a_run_checkpoint_keeps_batch_norm(shards, tmp_path):
         build_model(_config(shards, second, kind="maxitrack", init=str(first / "checkpoint.pt")), (32, 32))
     with pytest.raises(ConfigError, match="no such checkpoint"):
         build_model(_config(shards, second, init=str(tmp_path / "missing.pt")), (32, 32))
+
+
+def test_maxitrack_calibration_and_evaluation_with_eight_views(tmp_path):
+    from maximask.evaluate.report import evaluate_maxitrack
+    from maximask.inference import dihedral_view
+    from maximask.modelfile import save_model
+    from maximask.nets.registry import create_model
+    from maximask.train.calibration import calibrate_model_file, predict_batches
+
+    torch.manual_seed(2)
+    model = create_model("maxitrack", width=0.25, input_size=32, global_pool=True).eval()
+    _track_shard(tmp_path / "val" / "shard_00000.npz", 8, 32, 3)
+    images = np.load(tmp_path / "val" / "shard_00000.npz")["image"].astype(np.float32)
+    p8 = np.concatenate([q for _, q in predict_batches(model, images, kind="maxitrack", views=8)])
+    with torch.no_grad():
+        x = torch.from_numpy(images[:, None])
+        z = torch.stack([(lambda v: v[:, 1] - v[:, 0])(model(dihedral_view(x, k).contiguous())) for k in range(8)])
+    assert np.allclose(p8, torch.sigmoid(z.mean(0)).numpy(), atol=1e-6)
+    save_model(tmp_path / "m" / "maxitrack", model, {"kind": "maxitrack", "training_priors": {}, "thresholds": {}})
+    card_path, res = calibrate_model_file(tmp_path / "m", tmp_path / "val", kind="maxitrack", views=8)
+    _, card = load_model(card_path, kind="maxitrack")
+    assert card["test_time_views"] == 8
+    assert card["training_priors"]["TR"] == pytest.approx(p8.astype(np.float64).mean(), rel=1e-6)  # Eq. 27
+    # evaluation follows the card's views unless told otherwise
+    r8 = evaluate_maxitrack(model, card, tmp_path / "val", out_dir=tmp_path / "e8", plots_on=False)
+    r1 = evaluate_maxitrack(model, card, tmp_path / "val", out_dir=tmp_path / "e1", plots_on=False, views=1)
+    assert r8["views"] == 8 and r1["views"] == 1

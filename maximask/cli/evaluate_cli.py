@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--bins", type=int, default=10_000, help="probability bins per class")
         else:
             p.add_argument("--prior", type=float, default=0.05, help="observation prior of tracking errors")
+        p.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+                       help="test-time views: predictions in N orientations, averaged (default: the model card's)")
         p.add_argument("--max-images", type=int, help="images per set")
         p.add_argument("--batch-size", type=int, default=4)
         p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
@@ -57,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "maximask":
             report = evaluate_maximask(model, card, args.data, out_dir=args.out, single_sets=args.single_sets,
                                        cr_sets=args.cr_sets, batch_size=args.batch_size,
-                                       max_images=args.max_images, n_bins=args.bins, plots_on=not args.no_plots)
+                                       max_images=args.max_images, n_bins=args.bins, plots_on=not args.no_plots,
+                                       views=args.views)
             aucs = ", ".join(f"{n} {v['auc']:.4f}" for n, v in report["classes"].items() if v["auc"] is not None)
             print(f"{report['n_images']} images; AUC: {aucs}")
         else:
             report = evaluate_maxitrack(model, card, args.data, out_dir=args.out, observation_prior=args.prior,
                                         batch_size=args.batch_size, max_images=args.max_images,
-                                        plots_on=not args.no_plots)
+                                        plots_on=not args.no_plots, views=args.views)
             print(f"{report['n_images']} images; AUC {report['auc']}; best MCC {report['best_mcc']:.4f}")
     except (ModelFileError, ShardError, FileNotFoundError) as exc:
         print(f"maximask-evaluate: error: {exc}", file=sys.stderr)

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                    help="network arithmetic: fp32 (default) or bf16 autocast (most probabilities change by "
                    "< 0.01, rare pixels by more; faster only on CPUs with AVX512-BF16/AMX or on GPUs)")
+    p.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+                   help="test-time views: predict each tile in N orientations (2: + a quarter turn, 4: the "
+                   "quarter turns, 8: also mirrored) and average; N times slower, more accurate (default: "
+                   "the model's, 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, only errors")
     p.add_argument("-v", "--verbose", action="store_true", help="detailed log and tracebacks")
     return p
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         lm = load_maximask(args.net_dir, device=args.device)
         settings = _settings(args, lm.card)
         predictor = MaskPredictor(lm.model, lm.card, settings, tile=args.tile, batch_size=args.batch_size,
-                                  precision=args.precision)
+                                  precision=args.precision, views=args.views)
         if args.output_dir:
             from pathlib import Path
 

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--min-mcc", type=float, default=None,
                      help="classes with a lower best held-out MCC keep the default threshold (default 0.3)")
     cal.add_argument("--batch-size", type=int, default=8)
+    cal.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+                     help="test-time views (predictions in N orientations, averaged); recorded in the card as "
+                     "the tools' default (default: the card's, 1 when absent)")
     cal.add_argument("--device", default="cpu")
     cal.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
             path, res = calibrate_model_file(args.model, args.data, kind=args.kind, out=args.out,
                                              device=args.device, batch_size=args.batch_size,
-                                             max_images=args.max_images,
+                                             max_images=args.max_images, views=args.views,
                                              **({} if args.min_mcc is None else {"min_mcc": args.min_mcc}))
             print(f"wrote {path} (priors and thresholds from {res.n_images} held-out images)")
             return 0

@@ -75,9 +75,12 @@ PAPER_TABLE7: dict[str, dict[str, float]] = {
 
 
 def accumulate_maximask(
-    model: nn.Module, data, *, batch_size: int = 4, max_images: int | None = None, n_bins: int = 10_000
+    model: nn.Module, data, *, batch_size: int = 4, max_images: int | None = None, n_bins: int = 10_000,
+    views: int = 1,
 ) -> tuple[ConfusionCurves, int]:
     """Confusion counts of a MaxiMask model on shards (raw probabilities, logit-spaced bins).
+
+    ``views``: test-time views (:func:`maximask.train.calibration.predict_batches`).
 
     Returns
     -------
@@ -87,7 +90,7 @@ def accumulate_maximask(
     """
     arrays = data if isinstance(data, ShardArrays) else ShardArrays(data, kind="maximask", max_images=max_images)
     acc = ConfusionAccumulator(len(CLASS_NAMES), n_bins, scale="logit", min_prob=1e-7)
-    for sl, probs in predict_batches(model, arrays.images, kind="maximask", batch_size=batch_size):
+    for sl, probs in predict_batches(model, arrays.images, kind="maximask", batch_size=batch_size, views=views):
         acc.update(probs, decode_truth(arrays.targets[sl]))
     return acc.result(), len(arrays)
 
@@ -180,6 +183,7 @@ def evaluate_maximask(
     max_images: int | None = None,
     n_bins: int = 10_000,
     plots_on: bool = True,
+    views: int | None = None,
 ) -> dict:
     """Evaluate a MaxiMask model and write the report files (see the module notes).
 
@@ -199,24 +203,29 @@ def evaluate_maximask(
         Priors of the MCC curves; default :data:`maximask.classes.DEFAULT_PRIORS`.
     max_images : int, optional
         Images per set (all when None).
+    views : {1, 2, 4, 8}, optional
+        Test-time views of every image (None: the card's ``test_time_views``, as the tool).
 
     Returns
     -------
     dict
         The content of ``metrics.json``.
     """
+    views = int(card.get("test_time_views", 1)) if views is None else views
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     obs = dict(observation_priors or DEFAULT_PRIORS)
     train_priors = dict(card.get("training_priors", {}))
     names = list(CLASS_NAMES)
 
-    raw, n_images = accumulate_maximask(model, data, batch_size=batch_size, max_images=max_images, n_bins=n_bins)
+    acc_kw = dict(batch_size=batch_size, max_images=max_images, n_bins=n_bins, views=views)
+    raw, n_images = accumulate_maximask(model, data, **acc_kw)
     upd = prior_updated_curves(raw, train_priors, obs)
     report = {
         "model": {k: card.get(k) for k in ("arch", "arch_args", "software_version", "tile")},
         "data": [str(p) for p in list_shards(data)],
         "n_images": n_images,
+        "views": views,
         "observation_priors": obs,
         "training_priors": train_priors,
         "classes": _summary(upd, names, card.get("thresholds")),
@@ -232,7 +241,7 @@ def evaluate_maximask(
         sets = _set_dirs(Path(single_sets))
         per_set = {}
         for key, path in sets.items():
-            c, m = accumulate_maximask(model, path, batch_size=batch_size, max_images=max_images, n_bins=n_bins)
+            c, m = accumulate_maximask(model, path, **acc_kw)
             per_set[key] = {"n_images": m, "auc": dict(zip(names, map(_nan_to_none, c.auc())))}
         single_auc = {}
         for n in names:
@@ -245,7 +254,7 @@ def evaluate_maximask(
         rocs, lac, cr_report = {}, {}, {}
         cr = names.index("CR")
         for key, path in _set_dirs(Path(cr_sets)).items():
-            c, m = accumulate_maximask(model, path, batch_size=batch_size, max_images=max_images, n_bins=n_bins)
+            c, m = accumulate_maximask(model, path, **acc_kw)
             counts = lacosmic_on_shards(path, max_images=max_images)
             auc = float(c.auc()[cr])
             rocs[key] = (c.fpr()[cr], c.tpr()[cr], auc)
@@ -274,7 +283,7 @@ def _nan_to_none(v):
 
 
 def track_image_scores(model: nn.Module, card: Mapping, images, *, observation_prior: float = DEFAULT_TRACKING_PRIOR,
-                       batch_size: int = 16) -> tuple[np.ndarray, int]:
+                       batch_size: int = 16, views: int | None = None) -> tuple[np.ndarray, int]:
     """Tracking-error probability of each compressed image, as the ``maxitrack`` tool scores an exposure.
 
     Parameters
@@ -285,6 +294,8 @@ def track_image_scores(model: nn.Module, card: Mapping, images, *, observation_p
         Compressed images (network inputs), any size.
     observation_prior : float
         Prior of the update (Eq. 26).
+    views : {1, 2, 4, 8} or None
+        Orientations of each tile (:class:`maximask.inference.TrackPredictor`); None: the card's.
 
     Returns
     -------
@@ -295,7 +306,10 @@ def track_image_scores(model: nn.Module, card: Mapping, images, *, observation_p
     tiles_per_image : int
     """
     pt = float(card.get("training_priors", {}).get("TR", observation_prior))
-    predictor = TrackPredictor(model, {"training_priors": {"TR": pt}}, prior=observation_prior, batch_size=batch_size)
+    if views is None:
+        views = int(card.get("test_time_views", 1))
+    predictor = TrackPredictor(model, {"training_priors": {"TR": pt}}, prior=observation_prior, batch_size=batch_size,
+                               views=views)
     n_tiles = len(track_tiles(np.shape(images)[-2:], predictor.size))
     scores = np.empty(len(images))
     for i in range(len(images)):
@@ -314,21 +328,25 @@ def evaluate_maxitrack(
     batch_size: int = 16,
     max_images: int | None = None,
     plots_on: bool = True,
+    views: int | None = None,
 ) -> dict:
     """Evaluate a MaxiTrack model: exact ROC, AUC and best MCC; write ``metrics.json`` and ``roc.png``.
 
     Every image is scored as the ``maxitrack`` tool scores an exposure
     (:meth:`maximask.inference.TrackPredictor.compressed_tile_probabilities`): the mean
     probability, at the observation prior, of its input-size tiles (one tile for an image of
-    the network's input size; zero-padded when smaller).
+    the network's input size; zero-padded when smaller), each tile seen in ``views``
+    orientations (None: the card's ``test_time_views``, as the tool).
     """
+    if views is None:
+        views = int(card.get("test_time_views", 1))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = ShardArrays(data, kind="maxitrack", max_images=max_images)
     labels = arrays.targets.astype(bool)
     pt = float(card.get("training_priors", {}).get("TR", observation_prior))
     upd, n_tiles = track_image_scores(model, card, arrays.images, observation_prior=observation_prior,
-                                      batch_size=batch_size)
+                                      batch_size=batch_size, views=views)
     fpr, tpr, thr_u = roc_curve_exact(upd, labels)
     auc = exact_auc(upd, labels)
     n_pos, n_neg = labels.sum(), (~labels).sum()
@@ -345,6 +363,7 @@ def evaluate_maxitrack(
         "n_tracking_errors": int(n_pos),
         "image_shape": [int(v) for v in arrays.images.shape[-2:]],
         "tiles_per_image": n_tiles,
+        "views": views,
         "auc": _nan_to_none(auc),
         "observation_prior": observation_prior,
         "training_prior": pt,

@@ -41,6 +41,7 @@ import torch.nn as nn
 
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS, DEFAULT_THRESHOLDS
 from maximask.evaluate.metrics import ConfusionAccumulator
+from maximask.inference import check_views, dihedral_view, forward_views
 from maximask.train.shards import ShardArrays, ShardSets, decode_truth
 
 __all__ = [
@@ -70,7 +71,7 @@ def _device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict_batches(
-    model: nn.Module, images: np.ndarray, *, kind: str = "maximask", batch_size: int = 8
+    model: nn.Module, images: np.ndarray, *, kind: str = "maximask", batch_size: int = 8, views: int = 1
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Run ``model`` on whole images in batches.
 
@@ -79,6 +80,10 @@ def predict_batches(
     images : ndarray, shape (N, H, W)
         Compressed network inputs (any float dtype).
     kind : {"maximask", "maxitrack"}
+    views : {1, 2, 4, 8}
+        Test-time views, as :class:`maximask.inference.MaskPredictor` (logits of each view
+        turned back, averaged) and :class:`maximask.inference.TrackPredictor` (log-odds
+        averaged) use them.
 
     Yields
     ------
@@ -88,6 +93,7 @@ def predict_batches(
         (B, C, H, W) sigmoid probabilities (MaxiMask) or (B,) probability of
         a tracking error (MaxiTrack, softmax).
     """
+    check_views(views)
     was_training = model.training
     model.eval()
     device = _device(model)
@@ -95,11 +101,16 @@ def predict_batches(
         for start in range(0, images.shape[0], batch_size):
             sl = slice(start, min(start + batch_size, images.shape[0]))
             x = torch.from_numpy(np.asarray(images[sl], dtype=np.float32)[:, None]).to(device)
-            logits = model(x)
             if kind == "maximask":
-                p = torch.sigmoid(logits)
+                p = torch.sigmoid(forward_views(model, x, views))
+            elif views == 1:
+                p = torch.softmax(model(x), dim=1)[:, 1]
             else:
-                p = torch.softmax(logits, dim=1)[:, 1]
+                z = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
+                for k in range(views):
+                    logits = model(dihedral_view(x, k).contiguous()).float()
+                    z += (logits[:, 1] - logits[:, 0]).double()
+                p = torch.sigmoid(z / views)
             yield sl, p.float().cpu().numpy()
     finally:
         model.train(was_training)
@@ -156,6 +167,7 @@ def calibrate(
     max_images: int | None = None,
     n_bins: int = 4000,
     min_mcc: float = MIN_RELIABLE_MCC,
+    views: int = 1,
 ) -> CalibrationResult:
     """Estimate training priors (Eq. 27) and best-MCC thresholds on held-out shards.
 
@@ -179,6 +191,8 @@ def calibrate(
         threshold of :data:`~maximask.classes.DEFAULT_THRESHOLDS` instead of
         its best-MCC one: the model does not detect it reliably, and a
         best-MCC threshold of a weak classifier flags large false areas.
+    views : {1, 2, 4, 8}
+        Test-time views (:func:`predict_batches`).
     """
     if isinstance(data, ShardSets):
         groups = data.groups
@@ -196,7 +210,8 @@ def calibrate(
     for arrays in groups:
         n_group = len(arrays) if not max_images else min(len(arrays), max_images)
         n += n_group
-        for sl, probs in predict_batches(model, arrays.images[:n_group], kind=kind, batch_size=batch_size):
+        for sl, probs in predict_batches(model, arrays.images[:n_group], kind=kind, batch_size=batch_size,
+                                         views=views):
             if kind == "maximask":
                 truth = decode_truth(arrays.targets[sl])
                 acc.update(probs, truth)
@@ -240,6 +255,7 @@ def calibrate_model_file(
     batch_size: int = 8,
     max_images: int | None = None,
     min_mcc: float = MIN_RELIABLE_MCC,
+    views: int | None = None,
 ) -> tuple[Path, CalibrationResult]:
     """Recompute a model file's training priors and thresholds and write them into its card.
 
@@ -251,6 +267,9 @@ def calibrate_model_file(
         Held-out shards.
     out : path-like, optional
         Destination stem; default: overwrite the model file in place.
+    views : {1, 2, 4, 8}, optional
+        Test-time views (:func:`predict_batches`), recorded in the card as ``test_time_views``,
+        the tools' default; None: the card's (1 when absent).
 
     Returns
     -------
@@ -261,8 +280,13 @@ def calibrate_model_file(
 
     card_path = resolve_model_path(model_path, kind=kind)
     model, card = load_model(card_path, kind=kind, device=device)
-    result = calibrate(model, data, kind=kind, batch_size=batch_size, max_images=max_images, min_mcc=min_mcc)
+    if views is None:
+        views = int(card.get("test_time_views", 1))
+    result = calibrate(model, data, kind=kind, batch_size=batch_size, max_images=max_images, min_mcc=min_mcc,
+                       views=views)
     card = dict(card)
+    if views != 1 or "test_time_views" in card:
+        card["test_time_views"] = views
     card["training_priors"] = result.training_priors
     card["thresholds"] = result.thresholds
     training = dict(card.get("training", {}))
