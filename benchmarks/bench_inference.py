@@ -79,7 +79,7 @@ def run_one(cfg: dict) -> dict:
         model = create_model("maximask", width=cfg["width"]).eval().to(device)
         settings = PosteriorSettings(thresholds=None) if cfg["output"] == "proba" else PosteriorSettings()
         pred = MaskPredictor(model, {}, settings, tile=cfg["tile"], margin=cfg["margin"], batch_size=cfg["batch_size"],
-                             precision=cfg.get("precision", "fp32"))
+                             precision=cfg.get("precision", "fp32"), views=cfg.get("views", 1))
         pred.predict(_image((256, 256), seed=1))  # warm-up (kernel selection)
         for _ in range(cfg["repeat"]):
             t = time.perf_counter()
@@ -114,7 +114,8 @@ def run_one(cfg: dict) -> dict:
         arch = {"batch_norm": True, "global_pool": True} if cfg.get("track_bn_pool") else {}
         model = create_model("maxitrack", width=cfg["width"], input_size=cfg.get("input_size", 400), **arch)
         model = model.eval().to(device)
-        pred = TrackPredictor(model, {}, 0.05, batch_size=cfg["batch_size"], precision=cfg.get("precision", "fp32"))
+        pred = TrackPredictor(model, {}, 0.05, batch_size=cfg["batch_size"], precision=cfg.get("precision", "fp32"),
+                              views=cfg.get("views", 1))
         pred.predict(_image((400, 400), seed=1))
         for _ in range(cfg["repeat"]):
             t = time.perf_counter()
@@ -148,6 +149,8 @@ def main(argv=None) -> int:
     p.add_argument("--track-size", type=int, default=400, help="MaxiTrack input size, pixels")
     p.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"],
                    help="network arithmetic (maximask/maxitrack --precision)")
+    p.add_argument("--views", type=int, nargs="+", default=[1], choices=[1, 2, 4, 8],
+                   help="test-time views (maximask/maxitrack --views)")
     p.add_argument("--track-bn-pool", action="store_true",
                    help="MaxiTrack with batch normalisation and global pooling (the shipped architecture)")
     p.add_argument("--lacosmic", action="store_true", help="also time LA Cosmic (astroscrappy, 4 iterations)")
@@ -164,12 +167,13 @@ def main(argv=None) -> int:
     configs = [
         {**base, "kind": "maximask", "width": w, "output": o, "tile": args.tile or DEFAULT_TILE,
          "margin": DEFAULT_MARGIN if args.margin is None else args.margin, "batch_size": args.batch_size,
-         "precision": pr}
-        for w in args.widths for o in args.outputs for pr in args.precisions
+         "precision": pr, "views": v}
+        for w in args.widths for o in args.outputs for pr in args.precisions for v in args.views
     ]
     if not args.no_maxitrack:
         configs += [{**base, "kind": "maxitrack", "width": args.track_width, "input_size": args.track_size,
-                     "batch_size": 16, "precision": pr, "track_bn_pool": args.track_bn_pool} for pr in args.precisions]
+                     "batch_size": 16, "precision": pr, "track_bn_pool": args.track_bn_pool, "views": v}
+                    for pr in args.precisions for v in args.views]
     if args.lacosmic:
         configs.append({**base, "kind": "lacosmic", "width": None})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -184,6 +188,7 @@ def main(argv=None) -> int:
         label = res["kind"] + (f" width {res['width']}" if res["width"] else "")
         label += f" {res['output']}" if res["kind"] == "maximask" else ""
         label += f" {res['precision']}" if res.get("precision", "fp32") != "fp32" else ""
+        label += f" views {res['views']}" if res.get("views", 1) != 1 else ""
         print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
               f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
     results["machine"]["load_average_at_end"] = os.getloadavg()

@@ -368,3 +368,21 @@ def test_maxitrack_calibration_and_evaluation_with_eight_views(tmp_path):
     r8 = evaluate_maxitrack(model, card, tmp_path / "val", out_dir=tmp_path / "e8", plots_on=False)
     r1 = evaluate_maxitrack(model, card, tmp_path / "val", out_dir=tmp_path / "e1", plots_on=False, views=1)
     assert r8["views"] == 8 and r1["views"] == 1
+
+
+def test_max_images_caps_each_set_not_each_size(tmp_path):
+    from maximask.train.shards import ShardArrays, ShardSets
+
+    _track_shard(tmp_path / "a" / "shard_00000.npz", 5, 16, 1)
+    _track_shard(tmp_path / "b" / "shard_00000.npz", 3, 16, 2)
+    _track_shard(tmp_path / "c" / "shard_00000.npz", 4, 24, 3)
+    dirs = [tmp_path / "a", tmp_path / "b", tmp_path / "c"]
+    full = ShardSets(dirs, kind="maxitrack")
+    assert [len(g) for g in full.groups] == [8, 4] and full.groups[0].entry_sizes == [5, 3]
+    assert full.groups[0].first_of_each_entry(2).tolist() == [0, 1, 5, 6]
+    assert full.groups[0].first_of_each_entry(None).tolist() == list(range(8))
+    capped = ShardSets(dirs, kind="maxitrack", max_images=2)
+    assert [len(g) for g in capped.groups] == [4, 2]
+    b = np.load(tmp_path / "b" / "shard_00000.npz")["image"]
+    assert np.array_equal(capped.groups[0].images[2:], b[:2])  # the second set of the same size is kept
+    assert len(ShardArrays(dirs[:2], kind="maxitrack", max_images=4)) == 7

@@ -53,9 +53,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wall-minutes", type=float, help="stop cleanly with a checkpoint after this time")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--val-every", type=int)
-    p.add_argument("--val-max-images", type=int, help="held-out images of each size in the periodic validation (0: all)")
+    p.add_argument("--val-max-images", type=int, help="held-out images of each set in the periodic validation (0: all)")
     p.add_argument("--calib-max-images", type=int,
-                   help="held-out images of each size for the final priors and thresholds (0: all)")
+                   help="held-out images of each set for the final priors and thresholds (0: all)")
     p.add_argument("--log-every", type=int)
     p.add_argument("--tile", type=int, help="inference tile size written into the model card")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], help="learning-rate schedule")

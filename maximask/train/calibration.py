@@ -183,7 +183,7 @@ def calibrate(
         Priors the default thresholds are chosen for; default
         :data:`~maximask.classes.DEFAULT_PRIORS` (``{"TR": 0.05}`` for MaxiTrack).
     max_images : int, optional
-        Use only the first ``max_images`` held-out images of each size.
+        Use only the first ``max_images`` held-out images of each set.
     n_bins : int
         Logit-spaced probability bins of the MCC curve.
     min_mcc : float
@@ -208,17 +208,20 @@ def calibrate(
     n_items = 0
     n = 0
     for arrays in groups:
-        n_group = len(arrays) if not max_images else min(len(arrays), max_images)
-        n += n_group
-        for sl, probs in predict_batches(model, arrays.images[:n_group], kind=kind, batch_size=batch_size,
-                                         views=views):
+        if max_images and len(arrays) > max_images:
+            index = arrays.first_of_each_entry(max_images)
+            images, targets = arrays.images[index], arrays.targets[index]
+        else:
+            images, targets = arrays.images, arrays.targets
+        n += len(images)
+        for sl, probs in predict_batches(model, images, kind=kind, batch_size=batch_size, views=views):
             if kind == "maximask":
-                truth = decode_truth(arrays.targets[sl])
+                truth = decode_truth(targets[sl])
                 acc.update(probs, truth)
                 sums += probs.astype(np.float64).sum(axis=(0, 2, 3))
                 n_items += probs.shape[0] * probs.shape[2] * probs.shape[3]
             else:
-                acc.update(probs, arrays.targets[sl].astype(bool))
+                acc.update(probs, targets[sl].astype(bool))
                 sums += probs.astype(np.float64).sum()
                 n_items += probs.shape[0]
     priors = sums / max(n_items, 1)

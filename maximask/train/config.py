@@ -76,7 +76,7 @@ class TrainConfig:
     val_every : int
         Steps between validations (0: only at the end).
     val_max_images : int
-        Held-out images of each size used by the periodic validation (0: all).
+        Held-out images of each validation set used by the periodic validation (0: all).
     max_wall_minutes : float
         Stop cleanly with a checkpoint after this wall time (0: no limit).
     init : str

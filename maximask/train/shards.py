@@ -127,7 +127,8 @@ class ShardArrays:
     kind : {"maximask", "maxitrack"}
         Which target array to read: ``truth`` bit fields or ``label``.
     max_images : int, optional
-        Keep only the first ``max_images`` images.
+        Keep only the first ``max_images`` images of each entry of ``paths`` (a directory or
+        a file; a single path is one entry).
     """
 
     def __init__(self, paths, *, kind: str = "maximask", max_images: int | None = None):
@@ -135,17 +136,36 @@ class ShardArrays:
             msg = f"kind must be 'maximask' or 'maxitrack', got {kind!r}"
             raise ValueError(msg)
         self.kind = kind
-        self.files = list_shards(paths)
+        entries = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         target = "truth" if kind == "maximask" else "label"
-        arrays = load_shards(self.files, keys=("image", target))
-        self.images = arrays["image"][:max_images]
-        self.targets = arrays[target][:max_images]
+        self.files, images, targets = [], [], []
+        #: number of images kept from each entry of ``paths``, in order
+        self.entry_sizes: list[int] = []
+        for entry in entries:
+            files = list_shards(entry)
+            arrays = load_shards(files, keys=("image", target))
+            self.files += files
+            images.append(arrays["image"][:max_images])
+            targets.append(arrays[target][:max_images])
+            self.entry_sizes.append(int(images[-1].shape[0]))
+        try:
+            self.images = images[0] if len(images) == 1 else np.concatenate(images)
+            self.targets = targets[0] if len(targets) == 1 else np.concatenate(targets)
+        except ValueError:
+            msg = f"shard images of different shapes: {sorted({a.shape[1:] for a in images})}"
+            raise ShardError(msg) from None
         if self.images.ndim != 3:
             msg = f"shard images must be (N, H, W), got shape {self.images.shape}"
             raise ShardError(msg)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def first_of_each_entry(self, n: int | None) -> np.ndarray:
+        """Indices of the first ``n`` images of each entry of ``paths`` (all images when ``n`` is None), int64."""
+        starts = np.concatenate([[0], np.cumsum(self.entry_sizes)[:-1]]).astype(np.int64)
+        return np.concatenate([s + np.arange(m if n is None else min(m, n), dtype=np.int64)
+                               for s, m in zip(starts, self.entry_sizes)])
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -188,18 +208,19 @@ class ShardSets:
         Shard files or directories; each directory (or file) holds one shape.
     kind : {"maximask", "maxitrack"}
     max_images : int, optional
-        Keep only the first ``max_images`` images of each shape.
+        Keep only the first ``max_images`` images of each entry of ``paths`` (so every set
+        contributes, also when several have one shape).
     """
 
     def __init__(self, paths, *, kind: str = "maximask", max_images: int | None = None):
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        by_shape: dict[tuple[int, ...], list[Path]] = {}
+        by_shape: dict[tuple[int, ...], list[list[Path]]] = {}
         for entry in paths:
             files = list_shards(entry)
-            by_shape.setdefault(_first_image_shape(files[0]), []).extend(files)
+            by_shape.setdefault(_first_image_shape(files[0]), []).append(files)
         self.kind = kind
-        self.groups = [ShardArrays(files, kind=kind, max_images=max_images) for files in by_shape.values()]
+        self.groups = [ShardArrays(entries, kind=kind, max_images=max_images) for entries in by_shape.values()]
         self.files = [f for g in self.groups for f in g.files]
 
     def __len__(self) -> int:

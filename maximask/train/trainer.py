@@ -198,7 +198,7 @@ def dihedral_augment(x: torch.Tensor, y: torch.Tensor, *, rng: np.random.Generat
 
 @torch.no_grad()
 def _validate(model, val: ShardSets, config: TrainConfig, loss_fn, device) -> dict:
-    """Held-out loss and quick per-class AUC (1000 linear bins) on up to ``val_max_images`` images per size."""
+    """Held-out loss and quick per-class AUC (1000 linear bins) on the first ``val_max_images`` images of each set."""
     names = list(CLASS_NAMES) if config.kind == "maximask" else ["TR"]
     acc = ConfusionAccumulator(len(names), 1000)
     losses, sizes = [], []
@@ -206,8 +206,8 @@ def _validate(model, val: ShardSets, config: TrainConfig, loss_fn, device) -> di
     model.eval()
     batches = []
     for group in val.groups:
-        n = len(group) if not config.val_max_images else min(len(group), config.val_max_images)
-        batches += [(group, np.arange(s, min(s + config.batch_size, n))) for s in range(0, n, config.batch_size)]
+        index = group.first_of_each_entry(config.val_max_images or None)
+        batches += [(group, index[s : s + config.batch_size]) for s in range(0, len(index), config.batch_size)]
     for group, index in batches:
         x, y = _batch_tensors(group, index, device)
         if config.kind == "maximask":
