@@ -107,3 +107,4 @@ def test_calibrate_model_file_writes_a_loadable_card(tmp_path):
     assert card["training_priors"] == pytest.approx(res.training_priors)
     assert set(card["thresholds"]) == set(CLASS_NAMES)
     assert card["training"]["calibration"]["n_images"] == 3 and card["tile"] == 64
+    assert card["training"]["heldout_metrics"] == card["training"]["calibration"]["metrics"]

@@ -1,6 +1,7 @@
 """A few-step training run on tiny shards: it learns, resumes to the identical state and exports a model file."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -386,3 +387,37 @@ def test_max_images_caps_each_set_not_each_size(tmp_path):
     b = np.load(tmp_path / "b" / "shard_00000.npz")["image"]
     assert np.array_equal(capped.groups[0].images[2:], b[:2])  # the second set of the same size is kept
     assert len(ShardArrays(dirs[:2], kind="maxitrack", max_images=4)) == 7
+
+
+def test_average_weights_script_averages_two_stages_of_a_chain(shards, tmp_path):
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    first, second = tmp_path / "s1", tmp_path / "s2"
+    train(_config(shards, first, batch_norm=True, checkpoint_every=3), progress=False)
+    train(_config(shards, second, batch_norm=True, checkpoint_every=3, init=str(first / "checkpoint.pt"), seed=8),
+          progress=False)
+    out = tmp_path / "avg"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "average_weights.py"
+    r = subprocess.run([sys.executable, str(script), str(out), str(first), str(second), "--weights", "1", "3"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    model, card = load_model(out / "maximask.json", kind="maximask")
+    assert card["training"]["averaging_weights"] == [0.25, 0.75]
+    assert (out / "log.jsonl").is_file() and (out / "config.toml").is_file()
+    # without batch-norm folding differences, the mean of the two checkpoints' raw parameters is what was built
+    from maximask.nets.maximask_net import fold_batch_norm
+    from maximask.train.trainer import build_model
+
+    a = torch.load(first / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(second / "checkpoint.pt", weights_only=False)["model"]
+    ref = build_model(_config(shards, second, batch_norm=True), (32, 32))
+    ref.load_state_dict({k: 0.25 * a[k] + 0.75 * b[k] if a[k].is_floating_point() else b[k] for k in a})
+    folded = fold_batch_norm(ref.eval()).state_dict()
+    saved = load_file(out / "maximask.safetensors")
+    assert set(saved) == set(folded)
+    for k, v in saved.items():
+        assert torch.allclose(v, folded[k], atol=1e-6), k
+    assert not torch.allclose(saved[next(iter(saved))], load_file(second / "maximask.safetensors")[next(iter(saved))])

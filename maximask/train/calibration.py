@@ -302,6 +302,9 @@ def calibrate_model_file(
         "min_mcc": min_mcc,
         "metrics": result.metrics,
     }
+    # the card's held-out metrics describe these weights on this held-out set
+    training["heldout_metrics"] = result.metrics
+    training["threshold_priors"] = result.observation_priors
     card["training"] = training
     card.pop("weights_sha256", None)
     dest = Path(out) if out is not None else card_path.with_suffix("")
