@@ -89,6 +89,8 @@ __all__ = [
     "TrackPredictor",
     "VIEWS",
     "check_views",
+    "resolve_views",
+    "track_log_odds",
     "dihedral_view",
     "dihedral_view_inverse",
     "forward_views",
@@ -341,6 +343,11 @@ def check_views(views) -> int:
     return int(views)
 
 
+def resolve_views(card, views: int | None) -> int:
+    """``views``, or the model card's ``test_time_views`` (1 when absent) when None; checked."""
+    return check_views(int(card.get("test_time_views", 1)) if views is None else views)
+
+
 def forward_views(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int, *,
                   memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Mean of the per-pixel outputs ``forward(view(x))`` turned back, over ``views`` views.
@@ -357,6 +364,19 @@ def forward_views(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
         out = dihedral_view_inverse(out, k).float()
         total = out if total is None else total.add_(out)
     return total / views
+
+
+def track_log_odds(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int, *,
+                   memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """Log-odds of a tracking error, ``logit_1 - logit_0`` of ``forward``, mean over ``views`` views.
+
+    ``x`` : (N, 1, H, W) square tiles; ``forward`` returns (N, 2) logits. Returns (N,) float64.
+    """
+    z = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for k in range(views):
+        logits = forward(dihedral_view(x, k).contiguous(memory_format=memory_format)).float()
+        z += (logits[:, 1] - logits[:, 0]).double()
+    return z / views
 
 
 def _run_tiles(
@@ -476,7 +496,7 @@ class MaskPredictor:
         self.model = model.eval()
         self.card = card
         self.settings = settings
-        self.views = check_views(int(card.get("test_time_views", 1)) if views is None else views)
+        self.views = resolve_views(card, views)
         self.tile = int(tile or DEFAULT_TILE)
         self.margin = int(margin)
         plan_axis(self.tile + 1, self.tile, self.margin)  # validates tile and margin
@@ -713,7 +733,7 @@ class TrackPredictor:
             msg = f"prior must lie strictly between 0 and 1, got {prior}"
             raise ValueError(msg)
         self.prior = prior
-        self.views = check_views(int(card.get("test_time_views", 1)) if views is None else views)
+        self.views = resolve_views(card, views)
         self.channels_last = self.device.type == "cpu"
         if self.channels_last:  # 9x9 convolutions are ~1.5x faster channels-last on CPU
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -760,16 +780,10 @@ class TrackPredictor:
                     batch[b, 0, : block.shape[0], : block.shape[1]] = block
                     weights.append(valid[y : y + size, x : x + size].sum() / float(size * size))
                 tiles = torch.from_numpy(batch).to(self.device)
-                z = torch.zeros(len(chunk), dtype=torch.float64, device=self.device)
-                for k in range(self.views):
-                    x = dihedral_view(tiles, k)
-                    x = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
-                    with precision_context(self.precision, self.device):
-                        logits = self.model(x)
-                    logits = logits.float()
-                    z += (logits[:, 1] - logits[:, 0]).double()  # log-odds of class 1
-                z = z / self.views - self.shift  # mean over views, Eq. 26 shift
-                probs.append(torch.sigmoid(z).cpu().numpy())
+                fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+                with precision_context(self.precision, self.device):
+                    z = track_log_odds(self.model, tiles, self.views, memory_format=fmt)
+                probs.append(torch.sigmoid(z - self.shift).cpu().numpy())  # Eq. 26 shift
         return np.concatenate(probs), np.asarray(weights, dtype=np.float64)
 
     def predict(self, planes: Sequence[np.ndarray] | np.ndarray) -> float:

@@ -17,6 +17,8 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from maximask.inference import VIEWS
+
     parser = argparse.ArgumentParser(prog="maximask-evaluate", description="Evaluate MaxiMask / MaxiTrack models.")
     sub = parser.add_subparsers(dest="command", required=True)
     for kind in ("maximask", "maxitrack"):
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--bins", type=int, default=10_000, help="probability bins per class")
         else:
             p.add_argument("--prior", type=float, default=0.05, help="observation prior of tracking errors")
-        p.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+        p.add_argument("--views", type=int, choices=list(VIEWS),
                        help="test-time views: predictions in N orientations, averaged (default: the model card's)")
         p.add_argument("--max-images", type=int, help="images per set")
         p.add_argument("--batch-size", type=int, default=4)

@@ -36,7 +36,7 @@ logger = logging.getLogger("maximask.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from maximask.inference import DEFAULT_TILE, PRECISIONS
+    from maximask.inference import DEFAULT_TILE, PRECISIONS, VIEWS
 
     p = argparse.ArgumentParser(
         prog="maximask",
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                    help="network arithmetic: fp32 (default) or bf16 autocast (most probabilities change by "
                    "< 0.01, rare pixels by more; faster only on CPUs with AVX512-BF16/AMX or on GPUs)")
-    p.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+    p.add_argument("--views", type=int, choices=list(VIEWS),
                    help="test-time views: predict each tile in N orientations (2: + a quarter turn, 4: the "
                    "quarter turns, 8: also mirrored) and average; N times slower, more accurate (default: "
                    "the model's, 1)")

@@ -51,7 +51,7 @@ def _prior(value: str) -> float | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from maximask.inference import PRECISIONS
+    from maximask.inference import PRECISIONS, VIEWS
 
     p = argparse.ArgumentParser(
         prog="maxitrack",
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frac", type=_frac, default=1.0, help="fraction of the image HDUs used (random), default 1")
     p.add_argument("--seed", type=int, default=0, help="random seed of --frac (default 0)")
     p.add_argument("--batch_size", type=positive_int, default=16, help="tiles per forward pass (default 16)")
-    p.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+    p.add_argument("--views", type=int, choices=list(VIEWS),
                    help="orientations each tile is seen in, log-odds averaged (2: + a quarter turn, 4: the "
                    "quarter turns, 8: also mirrored); N times slower, more accurate; default: the model's (1)")
     p.add_argument("-o", "--output-dir", dest="output_dir", help=f"directory of {OUT_NAME} (default: current)")

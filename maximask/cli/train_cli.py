@@ -73,6 +73,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from maximask.inference import VIEWS
+
     parser = argparse.ArgumentParser(prog="maximask-train", description="Train MaxiMask / MaxiTrack networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     for kind in ("maximask", "maxitrack"):
@@ -86,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--min-mcc", type=float, default=None,
                      help="classes with a lower best held-out MCC keep the default threshold (default 0.3)")
     cal.add_argument("--batch-size", type=int, default=8)
-    cal.add_argument("--views", type=int, choices=[1, 2, 4, 8],
+    cal.add_argument("--views", type=int, choices=list(VIEWS),
                      help="test-time views (predictions in N orientations, averaged); recorded in the card as "
                      "the tools' default (default: the card's, 1 when absent)")
     cal.add_argument("--device", default="cpu")

@@ -47,7 +47,7 @@ from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS
 from maximask.evaluate import curves as plots
 from maximask.evaluate.lacosmic import lacosmic_on_shards
 from maximask.evaluate.metrics import ConfusionAccumulator, ConfusionCurves, exact_auc, matthews_corrcoef, roc_curve_exact
-from maximask.inference import TrackPredictor, track_tiles
+from maximask.inference import TrackPredictor, resolve_views, track_tiles
 from maximask.train.calibration import DEFAULT_TRACKING_PRIOR, predict_batches, update_priors
 from maximask.train.shards import ShardArrays, decode_truth, list_shards
 
@@ -211,7 +211,7 @@ def evaluate_maximask(
     dict
         The content of ``metrics.json``.
     """
-    views = int(card.get("test_time_views", 1)) if views is None else views
+    views = resolve_views(card, views)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     obs = dict(observation_priors or DEFAULT_PRIORS)
@@ -306,10 +306,8 @@ def track_image_scores(model: nn.Module, card: Mapping, images, *, observation_p
     tiles_per_image : int
     """
     pt = float(card.get("training_priors", {}).get("TR", observation_prior))
-    if views is None:
-        views = int(card.get("test_time_views", 1))
     predictor = TrackPredictor(model, {"training_priors": {"TR": pt}}, prior=observation_prior, batch_size=batch_size,
-                               views=views)
+                               views=resolve_views(card, views))
     n_tiles = len(track_tiles(np.shape(images)[-2:], predictor.size))
     scores = np.empty(len(images))
     for i in range(len(images)):
@@ -338,8 +336,7 @@ def evaluate_maxitrack(
     the network's input size; zero-padded when smaller), each tile seen in ``views``
     orientations (None: the card's ``test_time_views``, as the tool).
     """
-    if views is None:
-        views = int(card.get("test_time_views", 1))
+    views = resolve_views(card, views)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = ShardArrays(data, kind="maxitrack", max_images=max_images)

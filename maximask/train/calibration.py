@@ -41,7 +41,7 @@ import torch.nn as nn
 
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS, DEFAULT_THRESHOLDS
 from maximask.evaluate.metrics import ConfusionAccumulator
-from maximask.inference import check_views, dihedral_view, forward_views
+from maximask.inference import check_views, forward_views, resolve_views, track_log_odds
 from maximask.train.shards import ShardArrays, ShardSets, decode_truth
 
 __all__ = [
@@ -106,11 +106,7 @@ def predict_batches(
             elif views == 1:
                 p = torch.softmax(model(x), dim=1)[:, 1]
             else:
-                z = torch.zeros(x.shape[0], dtype=torch.float64, device=device)
-                for k in range(views):
-                    logits = model(dihedral_view(x, k).contiguous()).float()
-                    z += (logits[:, 1] - logits[:, 0]).double()
-                p = torch.sigmoid(z / views)
+                p = torch.sigmoid(track_log_odds(model, x, views))
             yield sl, p.float().cpu().numpy()
     finally:
         model.train(was_training)
@@ -283,8 +279,7 @@ def calibrate_model_file(
 
     card_path = resolve_model_path(model_path, kind=kind)
     model, card = load_model(card_path, kind=kind, device=device)
-    if views is None:
-        views = int(card.get("test_time_views", 1))
+    views = resolve_views(card, views)
     result = calibrate(model, data, kind=kind, batch_size=batch_size, max_images=max_images, min_mcc=min_mcc,
                        views=views)
     card = dict(card)

@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from maximask.classes import CLASS_NAMES, N_CLASSES
 from maximask.evaluate.metrics import ConfusionAccumulator
+from maximask.inference import dihedral_view
 from maximask.nets import create_model
 from maximask.train.calibration import calibrate, predict_batches
 from maximask.train.class_weights import class_weights, count_classes
@@ -184,15 +185,11 @@ def dihedral_augment(x: torch.Tensor, y: torch.Tensor, *, rng: np.random.Generat
     square = x.shape[-1] == x.shape[-2]
     xs, ys = [], []
     for xi, yi, code in zip(x, y, rng.integers(0, 8 if square else 4, size=x.shape[0])):
-        k, flip = int(code) % 4, int(code) // 4
-        if not square:
-            k, flip = 2 * (k % 2), int(code) // 2
-        if k:
-            xi, yi = torch.rot90(xi, k, dims=(-2, -1)), torch.rot90(yi, k, dims=(-2, -1))
-        if flip:
-            xi, yi = torch.flip(xi, dims=(-1,)), torch.flip(yi, dims=(-1,))
-        xs.append(xi)
-        ys.append(yi)
+        code = int(code)
+        # non-square: the views that keep the shape (0 or 180 deg, each maybe mirrored)
+        view = code if square else 2 * (code % 2) + 4 * (code // 2)
+        xs.append(dihedral_view(xi, view))
+        ys.append(dihedral_view(yi, view))
     return torch.stack(xs).contiguous(), torch.stack(ys).contiguous()
 
 
