@@ -11,13 +11,14 @@ SExtractor's global rms is the mean of the clipped rms of the background
 meshes. A mesh that straddles a step of the background (the edge of an
 overscan strip, of a chip, of a masked region) holds two populations that
 clipping cannot separate, and its rms measures the step, not the noise: on
-100x100 raw stamps half overscan and half sky it comes out 30 times the noise,
+100x100 raw stamps, a quarter overscan, it comes out up to 80 times the noise,
 and the sky then looks noiseless to the network (like dead pixels or an
 overscan). The pixel-to-pixel noise (:func:`difference_noise`, from
 differences of adjacent pixels) does not see steps or gradients, so the noise
 used is ``min(sep rms, MAX_NOISE_RATIO * difference noise)``. On ordinary
-images the two agree to 10-30 % and nothing changes; the cap applies to the
-same rule in the simulator, so training and inference see the same inputs.
+images sep's rms is 0.9 to 1.3 times the difference noise and nothing
+changes. The simulator compresses with the same function, so training and
+inference see the same inputs.
 """
 
 from __future__ import annotations
