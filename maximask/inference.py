@@ -70,7 +70,7 @@ from maximask.posterior import (
     dilate_masks,
     prior_logit_shift,
 )
-from maximask.preprocess import compress, estimate_background, preprocess_image
+from maximask.preprocess import MAX_NOISE_RATIO, compress, estimate_background, preprocess_image
 
 __all__ = [
     "DEFAULT_TILE",
@@ -605,6 +605,9 @@ class MaskPredictor:
             a, b = (0, ny) if sigma is None else (max(0, w0 - BACKGROUND_HALO), min(ny, w1 + BACKGROUND_HALO))
             block = read(a, b)
             est = estimate_background(block)
+            if sigma is None and est.noise_capped:
+                logger.info("noise %.4g capped at %.4g, %g times the pixel-to-pixel noise (a background mesh "
+                            "straddles a step, e.g. an overscan edge)", est.sigma_sep, est.sigma, MAX_NOISE_RATIO)
             compressed = compress(block, est.background, est.sigma if sigma is None else sigma)[w0 - a : w1 - a]
             invalid = est.invalid[k0 - a : k1 - a]
             del block, est
