@@ -1,6 +1,7 @@
 """The noise cap of the preprocessing: held-out quality with and without it, and on real stamps.
 
-    python benchmarks/noise_cap.py MODEL RAW_SET [RAW_SET ...] [--real-stamps FILE] [--threads 1] [--out F.json]
+    python benchmarks/noise_cap.py MODEL RAW_SET [RAW_SET ...] [--real-stamps FILE] [--noise-ratio FITS ...]
+        [--threads 1] [--out F.json]
 
 ``maximask.preprocess`` uses ``sigma = min(sep global rms, MAX_NOISE_RATIO x difference
 noise)``. For each RAW_SET (shards written with ``maximask-sim maximask ... --with-raw``,
@@ -13,6 +14,9 @@ over the whole set and over the images where the cap applies.
 stamps of the development data); per HDU, the fraction of pixels flagged OV at the card's
 threshold (default prior update), with and without the cap, and the same over the pixels
 left of the overscan (the first 60 columns).
+
+``--noise-ratio FITS ...``: sep's global rms over :func:`maximask.preprocess.difference_noise`
+for every image HDU of these files (the cap applies above ``MAX_NOISE_RATIO``).
 """
 
 from __future__ import annotations
@@ -30,23 +34,11 @@ from maximask.inference import predict_logits
 from maximask.api import DEFAULT_PRIORS
 from maximask.modelfile import load_model
 from maximask.posterior import prior_logit_shift
-from maximask.preprocess import MAX_NOISE_RATIO, compress, estimate_background
+from maximask.preprocess import MAX_NOISE_RATIO, compress, difference_noise, estimate_background
 from maximask.train.calibration import predict_batches
-from maximask.train.shards import decode_truth, list_shards
+from maximask.train.shards import decode_truth, load_shards
 
 from bench_inference import _machine  # noqa: E402 (benchmarks/ is the script's directory)
-
-
-def _raw_set(path: str) -> tuple[np.ndarray, np.ndarray]:
-    raws, truths = [], []
-    for shard in list_shards(path):
-        with np.load(shard) as z:
-            if "raw" not in z.files:
-                msg = f"{shard} has no raw images: simulate it with maximask-sim ... --with-raw"
-                raise SystemExit(msg)
-            raws.append(z["raw"])
-            truths.append(z["truth"])
-    return np.concatenate(raws), np.concatenate(truths)
 
 
 def _aucs(model, images: np.ndarray, truths: np.ndarray) -> dict:
@@ -60,7 +52,8 @@ def _aucs(model, images: np.ndarray, truths: np.ndarray) -> dict:
 
 
 def simulated(model, path: str) -> dict:
-    raws, truths = _raw_set(path)
+    arrays = load_shards(path, keys=("raw", "truth"))  # shards of maximask-sim ... --with-raw
+    raws, truths = arrays["raw"], arrays["truth"]
     sep_only, capped, applies = [], [], []
     for raw in raws:
         raw = raw.astype(np.float32)
@@ -75,6 +68,24 @@ def simulated(model, path: str) -> dict:
         row["capped_images_sep_only"] = _aucs(model, sep_only[applies], truths[applies])
         row["capped_images_capped"] = _aucs(model, capped[applies], truths[applies])
     return row
+
+
+def noise_ratios(paths) -> dict:
+    """sep's rms over the pixel-to-pixel noise of every 2-D image HDU (a cube: its first plane)."""
+    from astropy.io import fits
+
+    out = {}
+    for path in paths:
+        ratios = []
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if hdu.data is None or np.ndim(hdu.data) < 2 or min(np.shape(hdu.data)[-2:]) < 8:
+                    continue
+                raw = np.asarray(hdu.data, dtype=np.float32).reshape(-1, *hdu.data.shape[-2:])[0]
+                ratios.append(estimate_background(raw).sigma_sep / difference_noise(raw))
+        out[str(path)] = {"min": float(min(ratios)), "median": float(np.median(ratios)), "max": float(max(ratios)),
+                          "n_hdus": len(ratios)}
+    return out
 
 
 def real_stamps(model, card, path: str) -> dict:
@@ -110,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("model")
     p.add_argument("sets", nargs="*")
     p.add_argument("--real-stamps")
+    p.add_argument("--noise-ratio", nargs="+", default=[], metavar="FITS",
+                   help="also print sep's rms over the pixel-to-pixel noise of these files' image HDUs")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out")
     args = p.parse_args(argv)
@@ -131,6 +144,11 @@ def main(argv=None) -> int:
               f"{r['capped']['median']:.3f}; first 60 columns {r['sep_only_left60']['median']:.3f} -> "
               f"{r['capped_left60']['median']:.3f}; HDUs > 90 % OV {r['sep_only']['n_above_0.9']} -> "
               f"{r['capped']['n_above_0.9']}", flush=True)
+    if args.noise_ratio:
+        result["noise_ratios"] = ratios = noise_ratios(args.noise_ratio)
+        for path, r in ratios.items():
+            print(f"{path}: sep rms / pixel-to-pixel noise {r['min']:.2f}-{r['max']:.2f} (median {r['median']:.2f}, "
+                  f"{r['n_hdus']} HDUs)", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -604,8 +604,8 @@ class MaskPredictor:
         for w0, w1, k0, k1 in windows:
             a, b = (0, ny) if sigma is None else (max(0, w0 - BACKGROUND_HALO), min(ny, w1 + BACKGROUND_HALO))
             block = read(a, b)
-            est = estimate_background(block)
-            if sigma is None and est.noise_capped:
+            est = estimate_background(block, cap_noise=sigma is None)  # row windows: noise from the first pass
+            if est.noise_capped:
                 logger.info("noise %.4g capped at %.4g, %g times the pixel-to-pixel noise (a background mesh "
                             "straddles a step, e.g. an overscan edge)", est.sigma_sep, est.sigma, MAX_NOISE_RATIO)
             compressed = compress(block, est.background, est.sigma if sigma is None else sigma)[w0 - a : w1 - a]

@@ -45,11 +45,13 @@ class BackgroundEstimate:
     background : ndarray, shape (ny, nx), float32, image units
         Smooth background map B.
     sigma : float, image units
-        Global background noise (SExtractor's ``globalrms``).
+        Global background noise: SExtractor's ``globalrms``, capped at ``MAX_NOISE_RATIO``
+        times :func:`difference_noise` (module docstring, "Noise cap").
     invalid : ndarray, shape (ny, nx), bool
         Pixels that were NaN or infinite in the input.
     sigma_sep : float, image units
-        sep's global rms before the noise cap (equal to ``sigma`` when the cap did not apply).
+        The noise before the cap (sep's global rms, or the MAD fallback where sep fails);
+        equal to ``sigma`` when the cap did not apply.
     """
 
     def __init__(self, background: np.ndarray, sigma: float, invalid: np.ndarray, sigma_sep: float | None = None):
@@ -105,7 +107,7 @@ def _box_size(n: int, preferred: int) -> int:
 
 
 def estimate_background(
-    image: np.ndarray, *, box_size: int = 64, filter_size: int = 3
+    image: np.ndarray, *, box_size: int = 64, filter_size: int = 3, cap_noise: bool = True
 ) -> BackgroundEstimate:
     """Measure the SExtractor-like background map and noise of ``image``.
 
@@ -117,6 +119,9 @@ def estimate_background(
         Background mesh size (clipped to the image size).
     filter_size : int, meshes
         Median filter applied to the mesh grid.
+    cap_noise : bool
+        Apply the noise cap (default). False skips :func:`difference_noise` for a caller that
+        uses only the background map.
 
     Returns
     -------
@@ -151,7 +156,7 @@ def estimate_background(
     if not np.isfinite(sigma) or sigma <= _MIN_SIGMA:
         sigma = 1.0
     sigma_sep = sigma
-    pixel_noise = difference_noise(data, invalid)
+    pixel_noise = difference_noise(data, invalid) if cap_noise else 0.0
     if pixel_noise > _MIN_SIGMA and sigma > MAX_NOISE_RATIO * pixel_noise:
         sigma = MAX_NOISE_RATIO * pixel_noise
     return BackgroundEstimate(background, sigma, invalid, sigma_sep)
