@@ -57,17 +57,26 @@ def simulated(model, path: str) -> dict:
     sep_only, capped, applies = [], [], []
     for raw in raws:
         raw = raw.astype(np.float32)
-        est = estimate_background(raw)
+        est = estimate_background(raw, mask_steps=False)  # the single-pass map of the documented figures
         sep_only.append(compress(raw, est.background, est.sigma_sep))
         capped.append(compress(raw, est.background, est.sigma))
         applies.append(est.noise_capped)
-    sep_only, capped, applies = np.asarray(sep_only), np.asarray(capped), np.asarray(applies)
-    row = {"set": path, "n_images": int(len(raws)), "n_capped": int(applies.sum()),
-           "sep_only": _aucs(model, sep_only, truths), "capped": _aucs(model, capped, truths)}
-    if applies.any():
-        row["capped_images_sep_only"] = _aucs(model, sep_only[applies], truths[applies])
-        row["capped_images_capped"] = _aucs(model, capped[applies], truths[applies])
+    applies = np.asarray(applies)
+    row = {"set": path, "n_images": int(len(raws)), "n_capped": int(applies.sum())}
+    row.update(paired_aucs(model, truths, {"sep_only": sep_only, "capped": capped}, applies, "capped_images"))
     return row
+
+
+def paired_aucs(model, truths: np.ndarray, variants: dict, subset: np.ndarray, subset_name: str) -> dict:
+    """AUCs of each variant (name: list of compressed images, the same images compressed
+    differently) over the whole set, and as ``SUBSET_NAME_<name>`` over the images of ``subset``."""
+    out = {}
+    for name, images in variants.items():
+        images = np.asarray(images)
+        out[name] = _aucs(model, images, truths)
+        if subset.any():
+            out[f"{subset_name}_{name}"] = _aucs(model, images[subset], truths[subset])
+    return out
 
 
 def noise_ratios(paths) -> dict:
@@ -82,7 +91,7 @@ def noise_ratios(paths) -> dict:
                 if hdu.data is None or np.ndim(hdu.data) < 2 or min(np.shape(hdu.data)[-2:]) < 8:
                     continue
                 raw = np.asarray(hdu.data, dtype=np.float32).reshape(-1, *hdu.data.shape[-2:])[0]
-                ratios.append(estimate_background(raw).sigma_sep / difference_noise(raw))
+                ratios.append(estimate_background(raw, mask_steps=False).sigma_sep / difference_noise(raw))
         out[str(path)] = {"min": float(min(ratios)), "median": float(np.median(ratios)), "max": float(max(ratios)),
                           "n_hdus": len(ratios)}
     return out
@@ -101,7 +110,7 @@ def real_stamps(model, card, path: str) -> dict:
             if hdu.data is None or np.ndim(hdu.data) != 2 or min(hdu.data.shape) < 8:
                 continue
             raw = np.asarray(hdu.data, dtype=np.float32)
-            est = estimate_background(raw)
+            est = estimate_background(raw, mask_steps=False)  # the single-pass map of the documented figures
             for name, sigma in (("sep_only", est.sigma_sep), ("capped", est.sigma)):
                 logit = np.zeros(raw.shape, np.float32)
                 for t, logits in predict_logits(model, compress(raw, est.background, sigma)):

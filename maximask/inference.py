@@ -604,7 +604,7 @@ class MaskPredictor:
         for w0, w1, k0, k1 in windows:
             a, b = (0, ny) if sigma is None else (max(0, w0 - BACKGROUND_HALO), min(ny, w1 + BACKGROUND_HALO))
             block = read(a, b)
-            est = estimate_background(block, cap_noise=sigma is None)  # row windows: noise from the first pass
+            est = estimate_background(block, noise=sigma)  # row windows: the noise of the whole image
             if est.noise_capped:
                 logger.info("noise %.4g capped at %.4g, %g times the pixel-to-pixel noise (a background mesh "
                             "straddles a step, e.g. an overscan edge)", est.sigma_sep, est.sigma, MAX_NOISE_RATIO)

@@ -19,6 +19,25 @@ used is ``min(sep rms, MAX_NOISE_RATIO * difference noise)``. On ordinary
 images sep's rms is 0.9 to 1.3 times the difference noise and nothing
 changes. The simulator compresses with the same function, so training and
 inference see the same inputs.
+
+Steps of the background
+-----------------------
+sep interpolates its mesh values with a bicubic spline. Where a mesh holds a
+large negative step (an overscan strip at bias level next to the sky, a dead
+cluster), its value lies between the two levels and the spline rings: on a raw
+LCO frame with a 16-column overscan 115 sigma below the sky, the background
+overshoots the sky by 11 sigma 60 px from the edge and falls 40 sigma below it
+next to the strip, so the network sees a bright band 30 px wide along the edge,
+like a trail. Pixels more than ``DEAD_DEPTH`` times the noise below that first
+map (no sky source is that far below the background) are therefore left out of
+a second sep pass, which gives the sky next to a step its own level; they
+keep the interpolated sky background, so an overscan comes out as far below the
+background as it is. Where a whole mesh is overscan (a 100x100 stamp with a
+25-column strip has two meshes per row), the first map is at the overscan's
+level there and its pixels are not below it; so every edge strip of columns or
+rows whose medians all lie ``DEAD_DEPTH`` times the noise below the image's
+median, up to a third of the image wide, is left out too. Images without such
+pixels get the first map unchanged.
 """
 
 from __future__ import annotations
@@ -26,13 +45,18 @@ from __future__ import annotations
 import numpy as np
 import sep
 
-__all__ = ["BackgroundEstimate", "MAX_NOISE_RATIO", "difference_noise", "estimate_background", "compress",
+__all__ = ["BackgroundEstimate", "DEAD_DEPTH", "MAX_NOISE_RATIO", "difference_noise", "estimate_background", "compress",
            "preprocess_image"]
 
 #: Smallest noise level accepted, relative to the image's dynamic range, to avoid division by 0.
 _MIN_SIGMA = 1e-12
 #: The noise used is at most this multiple of :func:`difference_noise` (module docstring, "Noise cap").
 MAX_NOISE_RATIO = 3.0
+#: Pixels this many times the noise below the first background map are left out of the second
+#: (module docstring, "Steps of the background").
+DEAD_DEPTH = 10.0
+#: The second pass is skipped when it would keep less than this fraction of the valid pixels.
+_MIN_KEPT_FRACTION = 0.1
 #: Adjacent-pixel differences used by :func:`difference_noise`, at most (rows are subsampled beyond).
 _MAX_DIFFERENCES = 2_000_000
 
@@ -106,8 +130,55 @@ def _box_size(n: int, preferred: int) -> int:
     return int(max(1, min(preferred, n)))
 
 
+def _sep_background(
+    data: np.ndarray, mask: np.ndarray, bw: int, bh: int, filter_size: int
+) -> tuple[np.ndarray, float] | None:
+    """(background map, global rms) from sep, or None where sep fails or the rms is not positive."""
+    try:
+        bkg = sep.Background(data, mask=mask if mask.any() else None, bw=bw, bh=bh, fw=filter_size, fh=filter_size)
+    except Exception:  # sep refuses some degenerate inputs (constant images, 1 px wide)
+        return None
+    rms = float(bkg.globalrms)
+    if not np.isfinite(rms) or rms <= _MIN_SIGMA:
+        return None
+    return bkg.back().astype(np.float32, copy=False), rms
+
+
+def _leading_run(flags: np.ndarray) -> int:
+    """Number of leading True values of a 1-D boolean array."""
+    false = np.flatnonzero(~flags)
+    return int(false[0]) if false.size else int(flags.size)
+
+
+def _deep_edge_strips(data: np.ndarray, invalid: np.ndarray, depth: float) -> np.ndarray:
+    """Edge columns/rows whose medians are all ``depth`` below the image median (module docstring).
+
+    A run wider than a third of the image is not taken for a strip (two amplifiers of
+    different bias levels, say) and is left alone.
+
+    Returns
+    -------
+    ndarray, shape of ``data``, bool
+    """
+    ny, nx = data.shape
+    level = float(np.median(data[~invalid])) - depth
+    out = np.zeros(data.shape, bool)
+    for axis, n in ((0, nx), (1, ny)):  # axis 0: medians of the columns; 1: of the rows
+        low = np.median(data, axis=axis) < level
+        runs = [_leading_run(low), _leading_run(low[::-1])]
+        start, end = [r if r <= n // 3 else 0 for r in runs]
+        if axis == 0:
+            out[:, :start] = True
+            out[:, nx - end :] = True
+        else:
+            out[:start, :] = True
+            out[ny - end :, :] = True
+    return out
+
+
 def estimate_background(
-    image: np.ndarray, *, box_size: int = 64, filter_size: int = 3, cap_noise: bool = True
+    image: np.ndarray, *, box_size: int = 64, filter_size: int = 3, noise: float | None = None,
+    mask_steps: bool = True,
 ) -> BackgroundEstimate:
     """Measure the SExtractor-like background map and noise of ``image``.
 
@@ -119,9 +190,12 @@ def estimate_background(
         Background mesh size (clipped to the image size).
     filter_size : int, meshes
         Median filter applied to the mesh grid.
-    cap_noise : bool
-        Apply the noise cap (default). False skips :func:`difference_noise` for a caller that
-        uses only the background map.
+    noise : float, image units, optional
+        A known noise level (a larger image's, for one of its row windows): used as ``sigma``
+        and for the step masking, and the pixel-to-pixel noise is not measured.
+    mask_steps : bool
+        Make the second pass without the pixels far below the first map (module docstring,
+        "Steps of the background"; default). False gives sep's single-pass map.
 
     Returns
     -------
@@ -139,27 +213,34 @@ def estimate_background(
     data = np.ascontiguousarray(data)
     ny, nx = data.shape
     bw, bh = _box_size(nx, box_size), _box_size(ny, box_size)
-    try:
-        if min(ny, nx) < 8:
-            raise ValueError("too small for a background mesh")
-        bkg = sep.Background(data, mask=invalid if invalid.any() else None, bw=bw, bh=bh, fw=filter_size, fh=filter_size)
-        background = bkg.back().astype(np.float32, copy=False)
-        sigma = float(bkg.globalrms)
-    except Exception:  # sep refuses some degenerate inputs (constant images, 1 px wide)
-        background = np.full(data.shape, np.median(data[~invalid]), np.float32)
-        sigma = 0.0
-    if not np.isfinite(sigma) or sigma <= 0:
-        background = np.full(data.shape, np.median(data[~invalid]), np.float32)
+    first = _sep_background(data, invalid, bw, bh, filter_size) if min(ny, nx) >= 8 else None
+    if first is None:
         valid = data[~invalid]
+        background = np.full(data.shape, np.median(valid), np.float32)
         mad = float(np.median(np.abs(valid - np.median(valid)))) * 1.4826
         sigma = mad if mad > 0 else float(np.std(valid))
+    else:
+        background, sigma = first
     if not np.isfinite(sigma) or sigma <= _MIN_SIGMA:
         sigma = 1.0
-    sigma_sep = sigma
-    pixel_noise = difference_noise(data, invalid) if cap_noise else 0.0
-    if pixel_noise > _MIN_SIGMA and sigma > MAX_NOISE_RATIO * pixel_noise:
-        sigma = MAX_NOISE_RATIO * pixel_noise
-    return BackgroundEstimate(background, sigma, invalid, sigma_sep)
+    if noise is None:
+        pixel_noise = difference_noise(data, invalid)
+        capped = min(sigma, MAX_NOISE_RATIO * pixel_noise) if pixel_noise > _MIN_SIGMA else sigma
+    else:
+        capped = float(noise)
+    if first is not None and mask_steps:
+        # Steps of the background (module docstring): a second pass without the deep pixels.
+        deep = data < background - np.float32(DEAD_DEPTH * capped)
+        deep |= _deep_edge_strips(data, invalid, DEAD_DEPTH * capped)
+        deep &= ~invalid
+        n_deep, n_valid = int(np.count_nonzero(deep)), int(np.count_nonzero(~invalid))
+        if n_deep and n_valid - n_deep >= _MIN_KEPT_FRACTION * n_valid:
+            second = _sep_background(data, deep | invalid, bw, bh, filter_size)
+            if second is not None:
+                background, sigma = second
+                if noise is None:
+                    capped = min(sigma, MAX_NOISE_RATIO * pixel_noise) if pixel_noise > _MIN_SIGMA else sigma
+    return BackgroundEstimate(background, capped, invalid, sigma if noise is None else capped)
 
 
 def compress(
