@@ -144,17 +144,13 @@ def _sep_background(
     return bkg.back().astype(np.float32, copy=False), rms
 
 
-def _leading_run(flags: np.ndarray) -> int:
-    """Number of leading True values of a 1-D boolean array."""
-    false = np.flatnonzero(~flags)
-    return int(false[0]) if false.size else int(flags.size)
-
-
 def _deep_edge_strips(data: np.ndarray, invalid: np.ndarray, depth: float) -> np.ndarray:
     """Edge columns/rows whose medians are all ``depth`` below the image median (module docstring).
 
-    A run wider than a third of the image is not taken for a strip (two amplifiers of
-    different bias levels, say) and is left alone.
+    Lines are examined from each edge inwards and the walk stops at the first line that is not
+    that low, so an image without such a strip costs four line medians. A run wider than a
+    third of the image is not taken for a strip (two amplifiers of different bias levels, say)
+    and is left alone.
 
     Returns
     -------
@@ -163,16 +159,18 @@ def _deep_edge_strips(data: np.ndarray, invalid: np.ndarray, depth: float) -> np
     ny, nx = data.shape
     level = float(np.median(data[~invalid])) - depth
     out = np.zeros(data.shape, bool)
-    for axis, n in ((0, nx), (1, ny)):  # axis 0: medians of the columns; 1: of the rows
-        low = np.median(data, axis=axis) < level
-        runs = [_leading_run(low), _leading_run(low[::-1])]
-        start, end = [r if r <= n // 3 else 0 for r in runs]
-        if axis == 0:
-            out[:, :start] = True
-            out[:, nx - end :] = True
-        else:
-            out[:start, :] = True
-            out[ny - end :, :] = True
+    sides = (  # (number of lines, the k-th line from this edge as a slice of data)
+        (nx, lambda k: np.s_[:, k]), (nx, lambda k: np.s_[:, nx - 1 - k]),
+        (ny, lambda k: np.s_[k, :]), (ny, lambda k: np.s_[ny - 1 - k, :]),
+    )
+    for n, line in sides:
+        limit = n // 3
+        width = 0
+        while width <= limit and np.median(data[line(width)]) < level:
+            width += 1
+        if width <= limit:
+            for k in range(width):
+                out[line(k)] = True
     return out
 
 
@@ -223,23 +221,23 @@ def estimate_background(
         background, sigma = first
     if not np.isfinite(sigma) or sigma <= _MIN_SIGMA:
         sigma = 1.0
-    if noise is None:
-        pixel_noise = difference_noise(data, invalid)
-        capped = min(sigma, MAX_NOISE_RATIO * pixel_noise) if pixel_noise > _MIN_SIGMA else sigma
+    if noise is not None:
+        cap = lambda rms: float(noise)  # noqa: E731 (a given noise replaces the measured one)
     else:
-        capped = float(noise)
+        pixel_noise = difference_noise(data, invalid)
+        cap = lambda rms: min(rms, MAX_NOISE_RATIO * pixel_noise) if pixel_noise > _MIN_SIGMA else rms  # noqa: E731
     if first is not None and mask_steps:
         # Steps of the background (module docstring): a second pass without the deep pixels.
-        deep = data < background - np.float32(DEAD_DEPTH * capped)
-        deep |= _deep_edge_strips(data, invalid, DEAD_DEPTH * capped)
+        depth = DEAD_DEPTH * cap(sigma)
+        deep = data < background - np.float32(depth)
+        deep |= _deep_edge_strips(data, invalid, depth)
         deep &= ~invalid
         n_deep, n_valid = int(np.count_nonzero(deep)), int(np.count_nonzero(~invalid))
         if n_deep and n_valid - n_deep >= _MIN_KEPT_FRACTION * n_valid:
             second = _sep_background(data, deep | invalid, bw, bh, filter_size)
             if second is not None:
                 background, sigma = second
-                if noise is None:
-                    capped = min(sigma, MAX_NOISE_RATIO * pixel_noise) if pixel_noise > _MIN_SIGMA else sigma
+    capped = cap(sigma)
     return BackgroundEstimate(background, capped, invalid, sigma if noise is None else capped)
 
 
