@@ -140,7 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--shape", type=int, nargs=2, default=[2048, 4096], metavar=("NY", "NX"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tile", type=int, default=None, help="default: maximask.inference.DEFAULT_TILE")
-    p.add_argument("--margin", type=int, default=None, help="default: maximask.inference.DEFAULT_MARGIN")
+    p.add_argument("--margins", type=int, nargs="+", default=None,
+                   help="MaxiMask tile margins, each its own run (default: maximask.inference.DEFAULT_MARGIN)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--outputs", nargs="+", default=["masks"], choices=["masks", "proba"])
     p.add_argument("--repeat", type=int, default=2)
@@ -166,9 +167,9 @@ def main(argv=None) -> int:
     base = {"shape": args.shape, "threads": args.threads, "repeat": args.repeat, "device": args.device}
     configs = [
         {**base, "kind": "maximask", "width": w, "output": o, "tile": args.tile or DEFAULT_TILE,
-         "margin": DEFAULT_MARGIN if args.margin is None else args.margin, "batch_size": args.batch_size,
-         "precision": pr, "views": v}
+         "margin": m, "batch_size": args.batch_size, "precision": pr, "views": v}
         for w in args.widths for o in args.outputs for pr in args.precisions for v in args.views
+        for m in (args.margins or [DEFAULT_MARGIN])
     ]
     if not args.no_maxitrack:
         configs += [{**base, "kind": "maxitrack", "width": args.track_width, "input_size": args.track_size,
@@ -189,6 +190,7 @@ def main(argv=None) -> int:
         label += f" {res['output']}" if res["kind"] == "maximask" else ""
         label += f" {res['precision']}" if res.get("precision", "fp32") != "fp32" else ""
         label += f" views {res['views']}" if res.get("views", 1) != 1 else ""
+        label += f" margin {res['margin']}" if args.margins and res["kind"] == "maximask" else ""
         print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
               f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
     results["machine"]["load_average_at_end"] = os.getloadavg()

@@ -5,7 +5,7 @@
 For each seed 1000..1000+n-1 it simulates the same scene twice with only
 fringes (plus the always-present saturation): once with the fringe pattern
 at amplitude factor ``scale`` (``inject_fringes(scale=...)``; the training
-sets draw it log-uniformly in [0.5, 2.5]) and once without fringes. On the
+sets draw it log-uniformly in ``maximask.simulate.fringes.SCALE_RANGE``) and once without fringes. On the
 pixels of the FR truth it reports the mean raw probability (no prior update)
 of FR, NEB and BG in both images: a model that sees fringes raises FR there
 and lowers BG; one that does not gives the same numbers with and without.

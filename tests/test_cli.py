@@ -228,3 +228,27 @@ def test_views_option_through_subprocess(tmp_path, models):
     assert 0.0 <= float(r.stdout.split()[-1]) <= 1.0
     r = _run("maximask", src, "--net_dir", models, "--views", "3", "-o", tmp_path / "bad")
     assert r.returncode == 2 and "--views" in r.stderr and not (tmp_path / "bad").exists()
+
+
+def test_margin_option_in_process(tmp_path, models, capsys):
+    """--margin reaches the tiling (header MM_MARGN), changes the probabilities only near seams, and a
+    margin the tile cannot hold is a one-line usage error that writes nothing."""
+    src = _fits(tmp_path / "img.fits", shape=(64, 300), seed=5)
+    outs = {}
+    for m in (0, 16):
+        rc = maximask_cli.main([str(src), "--net_dir", str(models), "--proba_thresh", "0", "--tile", "64",
+                                "--margin", str(m), "-o", str(tmp_path / f"m{m}"), "-q"])
+        assert rc == 0, capsys.readouterr().err
+        with fits.open(tmp_path / f"m{m}" / "img.mask.fits") as h:
+            assert h[0].header["MM_MARGN"] == m and h[0].header["MM_TILE"] == 64
+            outs[m] = h[0].data.copy()
+    assert outs[0].shape == outs[16].shape == (13, 64, 300)
+    assert np.array_equal(outs[0][..., :32], outs[16][..., :32])  # far from any seam: the same tile
+    assert not np.allclose(outs[0], outs[16], atol=1e-6)
+    rc = maximask_cli.main([str(src), "--net_dir", str(models), "--tile", "64", "--margin", "24",
+                            "-o", str(tmp_path / "bad"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "margin" in err[0] and not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit) as exc:
+        maximask_cli.build_parser().parse_args(["img.fits", "--margin", "-1"])
+    assert exc.value.code == 2

@@ -80,9 +80,19 @@ def test_same_seed_same_output_no_nan():
     np.testing.assert_array_equal(a.image, b.image)
     np.testing.assert_array_equal(a.truth, b.truth)
     assert np.isfinite(a.image).all() and not np.array_equal(a.image, c.image)
-    # default amplitude: the paper's 0.6 sigma_U times a factor in [0.5, 2.5]
+    # default amplitude: the paper's 0.6 sigma_U times a factor in [0.5, 6.5], log-uniform
     s = a.meta["FR"][0]["scale"]
-    assert 0.5 <= s <= 2.5
+    assert 0.5 <= s <= 6.5
+    scales = []
+    for seed in range(200):
+        sc = _scene()
+        inject_fringes(sc, rng=np.random.default_rng(seed))
+        scales.append(sc.meta["FR"][0]["scale"])
+    logs = np.log(scales)
+    assert 0.5 <= min(scales) and max(scales) <= 6.5
+    # log-uniform on [log 0.5, log 6.5]: mean at the log midpoint, a quarter of the draws above 3.4
+    assert abs(logs.mean() - np.log(np.sqrt(0.5 * 6.5))) < 0.15
+    assert 0.15 < np.mean(np.asarray(scales) > np.exp(np.log(0.5) + 0.75 * np.log(13.0))) < 0.35
 
 
 def test_fringe_period_option():

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-__all__ = ["str2bool", "configure_logging", "progress_factory", "positive_int", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
+__all__ = ["str2bool", "configure_logging", "progress_factory", "positive_int", "nonnegative_int", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE"]
 
 EXIT_OK = 0
 #: An unexpected error while processing.
@@ -26,16 +26,24 @@ def str2bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(msg)
 
 
-def positive_int(value: str) -> int:
+def _int_at_least(value: str, minimum: int) -> int:
     try:
         n = int(value)
     except ValueError:
         msg = f"integer expected, got {value!r}"
         raise argparse.ArgumentTypeError(msg) from None
-    if n < 1:
-        msg = f"must be >= 1, got {n}"
+    if n < minimum:
+        msg = f"must be >= {minimum}, got {n}"
         raise argparse.ArgumentTypeError(msg)
     return n
+
+
+def positive_int(value: str) -> int:
+    return _int_at_least(value, 1)
+
+
+def nonnegative_int(value: str) -> int:
+    return _int_at_least(value, 0)
 
 
 def configure_logging(verbose: bool, quiet: bool) -> None:

@@ -25,6 +25,7 @@ from maximask.cli._common import (
     EXIT_OK,
     EXIT_USAGE,
     configure_logging,
+    nonnegative_int,
     positive_int,
     progress_factory,
     str2bool,
@@ -36,7 +37,7 @@ logger = logging.getLogger("maximask.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from maximask.inference import DEFAULT_TILE, PRECISIONS, VIEWS
+    from maximask.inference import DEFAULT_MARGIN, DEFAULT_TILE, PRECISIONS, VIEWS
 
     p = argparse.ArgumentParser(
         prog="maximask",
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dilate", help="grow masks: pixels for all classes (e.g. 2) or per class (CR=2,SAT=3)")
     p.add_argument("--tile", type=positive_int, default=DEFAULT_TILE,
                    help=f"tile side in pixels, multiple of 32 (default {DEFAULT_TILE})")
+    p.add_argument("--margin", type=nonnegative_int, default=DEFAULT_MARGIN,
+                   help=f"pixels cropped from every tile side shared with another tile (default {DEFAULT_MARGIN}; "
+                   "64 is about 1.2 times faster at the default tile, probabilities within 0.05 of the seamless ones)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto (CUDA if available)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         specs = list(mio.iter_inputs(mio.parse_im_path(args.im_path)))
         lm = load_maximask(args.net_dir, device=args.device)
         settings = _settings(args, lm.card)
-        predictor = MaskPredictor(lm.model, lm.card, settings, tile=args.tile, batch_size=args.batch_size,
+        predictor = MaskPredictor(lm.model, lm.card, settings, tile=args.tile, margin=args.margin, batch_size=args.batch_size,
                                   precision=args.precision, views=args.views)
         if args.output_dir:
             from pathlib import Path

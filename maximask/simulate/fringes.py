@@ -19,9 +19,13 @@ Envelope (Eq. 9): a random 3rd-degree 2-D polynomial ``E`` over the image,
 ``E_F = 1 / (1 + exp(-5 (2E - Emax - Emin) / (Emax - Emin)))``.
 Addition (Eq. 10): ``C = U + k_F sigma_U / sigma_F  F (.) E_F`` with
 k_F = 0.6, times an amplitude factor ``scale`` drawn log-uniformly in
-[0.5, 2.5] (geometric mean 1.1: the paper's amplitude is the typical one;
-the spread helps generalisation to real residual fringes of various
-strengths).  Truth: the normalised envelope
+:data:`SCALE_RANGE` = [0.5, 6.5]: fringe rms from 0.3 to 3.9 sigma_U, the
+paper's 0.6 sigma_U near the faint end.  The upper end is that of the
+nebulosity (:mod:`maximask.simulate.nebulosity`, rms up to 3.9 sigma_U), so
+that the amplitude of a diffuse pattern tells nothing about its class and the
+network has to learn the shapes; it also covers strong fringes (frames that
+were not defringed, and Eq. 10 read with sigma_U the standard deviation of the
+whole uncontaminated image, sources included).  Truth: the normalised envelope
 ``(2E - Emax - Emin) / (Emax - Emin)`` above -0.20 (where the flattened
 envelope is above 1 / (1 + e) = 27% of its maximum).
 """
@@ -38,6 +42,7 @@ from maximask.simulate.trails import loguniform
 
 __all__ = [
     "K_F",
+    "SCALE_RANGE",
     "ENVELOPE_THRESHOLD",
     "inject_fringes",
     "fringe_pattern",
@@ -47,6 +52,8 @@ __all__ = [
 
 #: Eq. 10 scaling factor.
 K_F = 0.6
+#: Range of the extra amplitude factor ``scale`` (drawn log-uniformly): fringe rms 0.3-3.9 sigma_U.
+SCALE_RANGE = (0.5, 6.5)
 #: Truth threshold on the normalised envelope (Sect. 2.1.7).
 ENVELOPE_THRESHOLD = -0.20
 #: Diameter (px) of the top-hat smoothing kernel.
@@ -173,15 +180,15 @@ def inject_fringes(
     Parameters
     ----------
     k_f : Eq. 10 factor (paper: 0.6).
-    scale : extra amplitude factor; default log-uniform in [0.5, 2.5] (geometric mean 1.1,
-        about the paper's recipe), so residual fringes span 0.3 to 1.5 sigma_U rms.
+    scale : extra amplitude factor; default log-uniform in :data:`SCALE_RANGE` ([0.5, 6.5]), so
+        fringes span 0.3 to 3.9 sigma_U rms (the paper's recipe: 0.6).
     period : typical fringe spacing in pixels (default log-uniform in [10, 80]).
     envelope : a raw envelope ``E`` to use instead of the random polynomial.
     rotate : rotate the pattern by a random multiple of 90 deg (Sect. 2.3.4).
     """
     shape = scene.shape
     if scale is None:
-        scale = float(loguniform(rng, 0.5, 2.5))
+        scale = float(loguniform(rng, *SCALE_RANGE))
     f, info = fringe_pattern(shape, rng, period=period)
     # augmentation of Sect. 2.3.4: rotation of the pattern by a multiple of 90 deg
     # (0 or 180 deg only when the image is not square)
