@@ -6,13 +6,15 @@ Adds to the model card: ``reference_output`` (see :mod:`maximask.reference_outpu
 the run's total wall time summed over resumed sessions (from ``log.jsonl``),
 the validation history, a free-text note (machine, simulator version) and,
 for a run started with ``--init`` from another run (its checkpoint or model
-file), that run's steps and wall time (``init_run``) and the wall time of the
-whole chain (``wall_s_total``).
+file, or a shipped model file whose card records its own training), that run's
+steps and wall time (``init_run``) and the wall time of the whole chain
+(``wall_s_total``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -31,6 +33,7 @@ def _init_chain(init: str) -> list[dict]:
         run_dir = path.parent if path.suffix in (".pt", ".json", ".safetensors") else path
         cfg_path = run_dir / "config.toml"
         if not (run_dir / "log.jsonl").is_file() or not cfg_path.is_file():
+            chain.extend(_card_chain(path))
             break
         cfg = TrainConfig.load(cfg_path)
         wall, _ = read_run_log(run_dir)
@@ -38,6 +41,19 @@ def _init_chain(init: str) -> list[dict]:
                       "data": list(cfg.data), "lr": cfg.lr, "init": cfg.init})
         init = cfg.init
     return chain
+
+
+def _card_chain(path: Path) -> list[dict]:
+    """The training record of a model file away from its run directory (a shipped model): its run and init chain."""
+    if path.suffix != ".json" or not path.is_file():
+        return []
+    training = json.loads(path.read_text()).get("training", {})
+    cfg = training.get("config", {})
+    if not cfg:
+        return []
+    own = {"run_dir": cfg.get("run_dir"), "steps": cfg.get("steps"), "wall_s": training.get("wall_s", 0.0),
+           "data": list(cfg.get("data", [])), "lr": cfg.get("lr"), "init": cfg.get("init")}
+    return [own, *training.get("init_run", [])]
 
 
 def main(argv=None) -> int:

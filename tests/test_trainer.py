@@ -421,3 +421,34 @@ def test_average_weights_script_averages_two_stages_of_a_chain(shards, tmp_path)
     for k, v in saved.items():
         assert torch.allclose(v, folded[k], atol=1e-6), k
     assert not torch.allclose(saved[next(iter(saved))], load_file(second / "maximask.safetensors")[next(iter(saved))])
+
+
+def test_fine_tuning_a_shipped_model_file_keeps_its_training_record(shards, tmp_path):
+    """--init from a model file away from its run (a shipped model): the exported paper network trains on, and
+    scripts/ship_model.py records the shipped model's own run and chain in the new card."""
+    import shutil
+    import subprocess
+    import sys
+
+    first = tmp_path / "first"
+    train(_config(shards, first, batch_norm=True, steps=3), progress=False)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("maximask.json", "maximask.safetensors"):
+        shutil.copy(first / name, shipped / name)
+    second = tmp_path / "second"
+    train(_config(shards, second, steps=3, init=str(shipped / "maximask.json"), seed=8), progress=False)
+    tuned, _ = load_model(second / "maximask.json", kind="maximask")
+    start, _ = load_model(shipped / "maximask.json", kind="maximask")
+    assert set(tuned.state_dict()) == set(start.state_dict())
+    assert any(not torch.equal(tuned.state_dict()[k], v) for k, v in start.state_dict().items())
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ship_model.py"
+    dest = tmp_path / "models"
+    r = subprocess.run([sys.executable, str(script), str(second), "maximask", "--dest", str(dest)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    training = json.loads((dest / "maximask.json").read_text())["training"]
+    assert [run["run_dir"] for run in training["init_run"]] == [str(first)]
+    assert training["init_run"][0]["steps"] == 3
+    first_wall = json.loads((first / "maximask.json").read_text())["training"]["wall_s"]
+    assert training["wall_s_total"] == pytest.approx(training["wall_s"] + first_wall, abs=0.2)
