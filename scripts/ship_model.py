@@ -14,12 +14,11 @@ steps and wall time (``init_run``) and the wall time of the whole chain
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
-from maximask.modelfile import load_model, save_model
+from maximask.modelfile import ModelFileError, load_model, read_card, resolve_model_path, save_model
 from maximask.reference_output import reference_output
 from maximask.train.config import TrainConfig
 from maximask.train.runlog import read_run_log
@@ -45,9 +44,10 @@ def _init_chain(init: str) -> list[dict]:
 
 def _card_chain(path: Path) -> list[dict]:
     """The training record of a model file away from its run directory (a shipped model): its run and init chain."""
-    if path.suffix != ".json" or not path.is_file():
+    try:
+        training = read_card(resolve_model_path(path)).get("training", {})
+    except ModelFileError:
         return []
-    training = json.loads(path.read_text()).get("training", {})
     cfg = training.get("config", {})
     if not cfg:
         return []
