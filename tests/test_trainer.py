@@ -423,6 +423,43 @@ def test_average_weights_script_averages_two_stages_of_a_chain(shards, tmp_path)
     assert not torch.allclose(saved[next(iter(saved))], load_file(second / "maximask.safetensors")[next(iter(saved))])
 
 
+def test_average_weights_script_averages_shipped_model_files(shards, tmp_path):
+    """Model files (no checkpoint, e.g. a shipped model and its fine-tune) average parameter by parameter;
+    run directories and model files cannot be mixed."""
+    import shutil
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    first, second = tmp_path / "s1", tmp_path / "s2"
+    train(_config(shards, first, checkpoint_every=3), progress=False)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for name in ("maximask.json", "maximask.safetensors"):
+        shutil.copy(first / name, shipped / name)
+    train(_config(shards, second, checkpoint_every=3, init=str(shipped / "maximask.json"), seed=8), progress=False)
+    out = tmp_path / "soup"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "average_weights.py"
+    r = subprocess.run([sys.executable, str(script), str(out), str(shipped), str(second / "maximask.json"),
+                        "--weights", "1", "3"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    _, card = load_model(out / "maximask.json", kind="maximask")
+    assert card["training"]["averaging_weights"] == [0.25, 0.75]
+    assert card["training"]["seed"] == 8  # the last stage's record
+    assert (out / "log.jsonl").read_text() == (second / "log.jsonl").read_text()
+    a, b = load_file(shipped / "maximask.safetensors"), load_file(second / "maximask.safetensors")
+    saved = load_file(out / "maximask.safetensors")
+    assert set(saved) == set(a)
+    for k, v in saved.items():
+        assert torch.allclose(v, 0.25 * a[k] + 0.75 * b[k], atol=1e-7), k
+    assert not torch.allclose(a[k], b[k])
+    mixed = subprocess.run([sys.executable, str(script), str(tmp_path / "mixed"), str(first), str(shipped)],
+                           capture_output=True, text=True)
+    assert mixed.returncode != 0 and "not a mix" in mixed.stderr
+    assert not (tmp_path / "mixed").exists()
+
+
 def test_fine_tuning_a_shipped_model_file_keeps_its_training_record(shards, tmp_path):
     """--init from a model file away from its run (a shipped model): the exported paper network trains on, and
     scripts/ship_model.py records the shipped model's own run and chain in the new card."""
