@@ -65,10 +65,13 @@ def run_one(cfg: dict) -> dict:
 
     import torch
 
+    from maximask.allocator import keep_freed_memory
     from maximask.inference import MaskPredictor, TrackPredictor, configure_threads, plan_tiles
     from maximask.nets import create_model
     from maximask.posterior import PosteriorSettings
 
+    if cfg.get("keep_freed_memory", True):  # as the command-line tools do
+        keep_freed_memory()
     configure_threads(cfg["threads"])
     torch.manual_seed(0)
     device = torch.device(cfg.get("device", "cpu"))

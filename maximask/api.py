@@ -27,7 +27,7 @@ import numpy as np
 import torch.nn as nn
 
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS, DEFAULT_THRESHOLDS, N_CLASSES
-from maximask.inference import DEFAULT_MARGIN, MaskPredictor, TrackPredictor, resolve_device
+from maximask.inference import MaskPredictor, TrackPredictor, resolve_device
 from maximask.modelfile import default_model_path, load_model, resolve_model_path
 from maximask.posterior import DEFAULT_TRACKING_PRIOR, PosteriorSettings
 
@@ -220,7 +220,7 @@ def predict_probabilities(
     priors="default",
     device: str = "auto",
     tile: int | None = None,
-    margin: int = DEFAULT_MARGIN,
+    margin: int | None = None,
     batch_size: int = 1,
     precision: str = "fp32",
     views: int | None = None,
@@ -237,6 +237,9 @@ def predict_probabilities(
         Classes to return, in class-table order (default: all 14).
     priors : "default", None, dict or (14,) array
         Observation priors of Eq. 26 ("default": the published priors; None: none).
+    tile, margin : int, optional, pixels
+        Tile side (default 1024) and pixels cropped from every tile side shared with another
+        tile (default: the model card's ``tile_margin``, else 128).
     precision : {"fp32", "bf16"}
         Arithmetic of the network (see "Precision" in :mod:`maximask.inference`).
     views : {1, 2, 4, 8}, optional
@@ -266,7 +269,7 @@ def predict_mask(
     dilate: dict[str, int] | None = None,
     device: str = "auto",
     tile: int | None = None,
-    margin: int = DEFAULT_MARGIN,
+    margin: int | None = None,
     batch_size: int = 1,
     precision: str = "fp32",
     views: int | None = None,

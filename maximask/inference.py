@@ -94,6 +94,7 @@ __all__ = [
     "dihedral_view",
     "dihedral_view_inverse",
     "forward_views",
+    "resolve_margin",
     "allocate_output",
     "release_pages",
 ]
@@ -102,7 +103,8 @@ logger = logging.getLogger(__name__)
 
 #: Default tile side in pixels (multiple of :data:`ALIGN`).
 DEFAULT_TILE = 1024
-#: Default pixels cropped on each side a tile shares with another one.
+#: Default pixels cropped on each side a tile shares with another one, for a model whose card
+#: has no ``tile_margin`` (the margin measured for that model, ``benchmarks/tile_seams.py``).
 DEFAULT_MARGIN = 128
 #: Tile origins are multiples of this (2**5 for the 5 poolings of MaxiMaskNet).
 ALIGN = 32
@@ -348,6 +350,11 @@ def resolve_views(card, views: int | None) -> int:
     return check_views(int(card.get("test_time_views", 1)) if views is None else views)
 
 
+def resolve_margin(card, margin: int | None) -> int:
+    """``margin``, or the model card's ``tile_margin`` (:data:`DEFAULT_MARGIN` when absent) when None."""
+    return int(card.get("tile_margin", DEFAULT_MARGIN) if margin is None else margin)
+
+
 def forward_views(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, views: int, *,
                   memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Mean of the per-pixel outputs ``forward(view(x))`` turned back, over ``views`` views.
@@ -465,7 +472,10 @@ class MaskPredictor:
         The model card (training priors, thresholds).
     settings : PosteriorSettings
         Classes, priors, thresholds, single mask, dilation.
-    tile, margin : int, pixels
+    tile : int, pixels
+    margin : int or None, pixels
+        Cropped from every tile side shared with another tile; None: the card's
+        ``tile_margin`` (the margin measured seamless for that model), else :data:`DEFAULT_MARGIN`.
     batch_size : int
     channels_last : bool, optional
     precision : {"fp32", "bf16"}
@@ -487,7 +497,7 @@ class MaskPredictor:
         settings: PosteriorSettings,
         *,
         tile: int | None = None,
-        margin: int = DEFAULT_MARGIN,
+        margin: int | None = None,
         batch_size: int = 1,
         channels_last: bool | None = None,
         precision: str = "fp32",
@@ -498,7 +508,7 @@ class MaskPredictor:
         self.settings = settings
         self.views = resolve_views(card, views)
         self.tile = int(tile or DEFAULT_TILE)
-        self.margin = int(margin)
+        self.margin = resolve_margin(card, margin)
         plan_axis(self.tile + 1, self.tile, self.margin)  # validates tile and margin
         self.batch_size = int(batch_size)
         self.channels_last = channels_last

@@ -8,7 +8,8 @@ the validation history, a free-text note (machine, simulator version) and,
 for a run started with ``--init`` from another run (its checkpoint or model
 file, or a shipped model file whose card records its own training), that run's
 steps and wall time (``init_run``) and the wall time of the whole chain
-(``wall_s_total``).
+(``wall_s_total``); with ``--tile-margin``, the tile margin measured for the model
+(``tile_margin``, the default of ``maximask --margin``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("kind", choices=["maximask", "maxitrack"])
     p.add_argument("--note", default="")
     p.add_argument("--dest", type=Path, default=Path("maximask/models"))
+    p.add_argument("--tile-margin", type=int, default=None,
+                   help="MaxiMask: the tile margin (pixels) measured seamless for this model with "
+                   "benchmarks/tile_seams.py, recorded in the card as tile_margin (the default of --margin)")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     model, card = load_model(args.run_dir, kind=args.kind)
@@ -75,6 +79,8 @@ def main(argv=None) -> int:
     training["validation_history"] = [{k: v[k] for k in ("step", "val_loss", "val_auc", "wall_s")} for v in validations]
     if args.note:
         training["note"] = args.note
+    if args.tile_margin is not None:
+        card["tile_margin"] = int(args.tile_margin)
     chain = _init_chain(training.get("config", {}).get("init", ""))
     if chain:
         training["init_run"] = chain

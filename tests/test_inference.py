@@ -330,3 +330,19 @@ def test_mask_predictor_views_on_tiles(net):
     assert eight.views == 8
     with pytest.raises(ValueError, match="views"):
         MaskPredictor(net, {}, settings, views=5)
+
+
+def test_margin_defaults_to_the_model_cards_tile_margin():
+    """MaskPredictor's margin: explicit > the card's tile_margin > DEFAULT_MARGIN; the shipped card records one."""
+    from maximask.inference import resolve_margin
+    from maximask.modelfile import default_model_path, read_card
+
+    net = create_model("maximask", width=0.125).eval()
+    settings = PosteriorSettings(thresholds=None)
+    assert MaskPredictor(net, {}, settings, tile=320).margin == DEFAULT_MARGIN == resolve_margin({}, None)
+    assert MaskPredictor(net, {"tile_margin": 64}, settings, tile=320).margin == 64
+    assert MaskPredictor(net, {"tile_margin": 64}, settings, tile=320, margin=32).margin == 32
+    with pytest.raises(ValueError, match="margin"):
+        MaskPredictor(net, {"tile_margin": 150}, settings, tile=320)  # 320 cannot hold two margins of 150 + 32
+    card = read_card(default_model_path("maximask"))
+    assert 64 <= card["tile_margin"] <= DEFAULT_MARGIN  # measured in benchmarks/tile_seams.json

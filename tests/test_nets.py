@@ -187,3 +187,30 @@ def test_fold_batch_norm_of_a_plain_model_is_a_copy():
     copy = fold_batch_norm(model)
     for a, b in zip(model.state_dict().values(), copy.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("n_classes", [14, 16, 3])
+def test_padded_logit_channels_change_nothing(monkeypatch, n_classes):
+    """forward_inference computes its full-resolution logit maps with channel counts rounded up to
+    LOGIT_CHANNEL_MULTIPLE (zero weights): the logits equal the unpadded computation and forward()."""
+    import maximask.nets.maximask_net as mm
+
+    torch.manual_seed(3)
+    net = MaxiMaskNet(n_classes=n_classes, width=0.125).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.1)  # non-zero biases, so a padded channel leaking into the sum would show
+    x = torch.randn(2, 1, 45, 70)
+    with torch.no_grad():
+        reference = net(x, return_pre=True)[0]
+        padded = net.forward_inference(x)
+        padded_cl = net.to(memory_format=torch.channels_last).forward_inference(
+            x.contiguous(memory_format=torch.channels_last))
+        monkeypatch.setattr(mm, "LOGIT_CHANNEL_MULTIPLE", 1)
+        unpadded = net.forward_inference(x.contiguous(memory_format=torch.channels_last))
+    assert padded.shape == reference.shape == (2, n_classes, 45, 70)
+    assert reference.abs().max() > 0.1
+    torch.testing.assert_close(padded, reference, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(padded_cl, unpadded, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(padded_cl, reference, rtol=1e-4, atol=1e-5)

@@ -62,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dilate", help="grow masks: pixels for all classes (e.g. 2) or per class (CR=2,SAT=3)")
     p.add_argument("--tile", type=positive_int, default=DEFAULT_TILE,
                    help=f"tile side in pixels, multiple of 32 (default {DEFAULT_TILE})")
-    p.add_argument("--margin", type=nonnegative_int, default=DEFAULT_MARGIN,
-                   help=f"pixels cropped from every tile side shared with another tile (default {DEFAULT_MARGIN}; "
-                   "64 is about 1.4 times faster at the default tile, probabilities within 0.05 of the seamless ones)")
+    p.add_argument("--margin", type=nonnegative_int, default=None,
+                   help="pixels cropped from every tile side shared with another tile (default: the model card's "
+                   f"tile_margin, 96 for the shipped model, else {DEFAULT_MARGIN}; smaller is faster and "
+                   "leaves larger seams, docs/performance.md)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default auto (CUDA if available)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's choice)")
     p.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
