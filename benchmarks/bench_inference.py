@@ -9,7 +9,9 @@ on the weights). Results go to a JSON file and a table on stdout.
 
 Times include everything the command line does per image HDU except FITS
 reading/writing: background and noise (sep), compression, tiling, the network,
-prior update, thresholds and stitching.
+prior update, thresholds and stitching. Like the command-line tools, each run keeps
+freed memory for reuse (:func:`maximask.allocator.keep_freed_memory`);
+``--glibc-defaults`` measures a process that leaves the C allocator as it is.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ def run_one(cfg: dict) -> dict:
     img = _image(shape)
     times = []
     if cfg["kind"] == "maximask":
+        if cfg.get("logit_channel_multiple"):  # 1: the full-resolution logit maps unpadded (14 channels)
+            import maximask.nets.maximask_net as maximask_net
+
+            maximask_net.LOGIT_CHANNEL_MULTIPLE = int(cfg["logit_channel_multiple"])
         model = create_model("maximask", width=cfg["width"]).eval().to(device)
         settings = PosteriorSettings(thresholds=None) if cfg["output"] == "proba" else PosteriorSettings()
         pred = MaskPredictor(model, {}, settings, tile=cfg["tile"], margin=cfg["margin"], batch_size=cfg["batch_size"],
@@ -137,6 +143,28 @@ def run_one(cfg: dict) -> dict:
     }
 
 
+def _merge_rounds(a: dict, b: dict) -> dict:
+    """One configuration's results over two rounds: all times, the best, the largest peak memory."""
+    out = {**a, "seconds": a["seconds"] + b["seconds"], "peak_rss_mb": max(a["peak_rss_mb"], b["peak_rss_mb"])}
+    out["best_seconds"] = min(out["seconds"])
+    out["mp_per_s"] = a["mp_per_s"] * a["best_seconds"] / out["best_seconds"]
+    if "network_only_mp_per_s" in a:
+        out["network_only_mp_per_s"] = max(a["network_only_mp_per_s"], b["network_only_mp_per_s"])
+    return out
+
+
+def _print_run(res: dict, args) -> None:
+    label = res["kind"] + (f" width {res['width']}" if res["width"] else "")
+    label += f" {res['output']}" if res["kind"] == "maximask" else ""
+    label += f" {res['precision']}" if res.get("precision", "fp32") != "fp32" else ""
+    label += f" views {res['views']}" if res.get("views", 1) != 1 else ""
+    label += f" margin {res['margin']}" if args.margins and res["kind"] == "maximask" else ""
+    label += f" logit multiple {res['logit_channel_multiple']}" if res.get("logit_channel_multiple") else ""
+    label += " glibc defaults" if args.glibc_defaults else ""
+    print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
+          f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25], help="MaxiMask widths")
@@ -159,6 +187,15 @@ def main(argv=None) -> int:
                    help="MaxiTrack with batch normalisation and global pooling (the shipped architecture)")
     p.add_argument("--lacosmic", action="store_true", help="also time LA Cosmic (astroscrappy, 4 iterations)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--glibc-defaults", action="store_true",
+                   help="leave glibc's allocator as it is (as a library user does) instead of keeping freed "
+                   "memory as the command-line tools do (maximask.allocator)")
+    p.add_argument("--logit-multiples", type=int, nargs="+", default=None,
+                   help="MaxiMask: LOGIT_CHANNEL_MULTIPLE values, each its own run (1: unpadded logit maps; "
+                   "default: the package's)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole list of configurations this many times, interleaved, and keep each "
+                   "one's best (on a machine whose speed drifts, this compares configurations fairly)")
     p.add_argument("--out", default="benchmarks/results.json")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one JSON configuration
     args = p.parse_args(argv)
@@ -167,12 +204,14 @@ def main(argv=None) -> int:
         return 0
     from maximask.inference import DEFAULT_MARGIN, DEFAULT_TILE
 
-    base = {"shape": args.shape, "threads": args.threads, "repeat": args.repeat, "device": args.device}
+    base = {"shape": args.shape, "threads": args.threads, "repeat": args.repeat, "device": args.device,
+            "keep_freed_memory": not args.glibc_defaults}
     configs = [
         {**base, "kind": "maximask", "width": w, "output": o, "tile": args.tile or DEFAULT_TILE,
-         "margin": m, "batch_size": args.batch_size, "precision": pr, "views": v}
+         "margin": m, "batch_size": args.batch_size, "precision": pr, "views": v,
+         **({"logit_channel_multiple": lm} if lm else {})}
         for w in args.widths for o in args.outputs for pr in args.precisions for v in args.views
-        for m in (args.margins or [DEFAULT_MARGIN])
+        for m in (args.margins or [DEFAULT_MARGIN]) for lm in (args.logit_multiples or [None])
     ]
     if not args.no_maxitrack:
         configs += [{**base, "kind": "maxitrack", "width": args.track_width, "input_size": args.track_size,
@@ -182,20 +221,20 @@ def main(argv=None) -> int:
         configs.append({**base, "kind": "lacosmic", "width": None})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     results = {"machine": _machine(), "runs": []}
-    for cfg in configs:
-        r = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True, env=env)
-        if r.returncode:
-            print(r.stderr, file=sys.stderr)
-            return 1
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        results["runs"].append(res)
-        label = res["kind"] + (f" width {res['width']}" if res["width"] else "")
-        label += f" {res['output']}" if res["kind"] == "maximask" else ""
-        label += f" {res['precision']}" if res.get("precision", "fp32") != "fp32" else ""
-        label += f" views {res['views']}" if res.get("views", 1) != 1 else ""
-        label += f" margin {res['margin']}" if args.margins and res["kind"] == "maximask" else ""
-        print(f"{label:<28} {res['mp_per_s']:7.3f} MP/s  best {res['best_seconds']:7.1f} s  "
-              f"peak RSS {res['peak_rss_mb']:6.0f} MB", flush=True)
+    merged: list[dict | None] = [None] * len(configs)
+    for round_ in range(max(1, args.rounds)):
+        for i, cfg in enumerate(configs):
+            r = subprocess.run([sys.executable, __file__, "--one", json.dumps(cfg)], capture_output=True, text=True,
+                               env=env)
+            if r.returncode:
+                print(r.stderr, file=sys.stderr)
+                return 1
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            merged[i] = res if merged[i] is None else _merge_rounds(merged[i], res)
+            if round_ == args.rounds - 1 or args.rounds <= 1:
+                _print_run(merged[i], args)
+    results["runs"] = merged
+    results["rounds"] = max(1, args.rounds)
     results["machine"]["load_average_at_end"] = os.getloadavg()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:

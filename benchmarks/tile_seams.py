@@ -72,10 +72,11 @@ def main(argv=None) -> int:
     p.add_argument("--sim-size", type=int, default=1024)
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--net_dir", default=None, help="MaxiMask model (default: the shipped one)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    model = load_maximask(device="cpu")
+    model = load_maximask(args.net_dir, device="cpu")
     names = [c for c in CLASS_NAMES if c != "BG"]
     images = []
     for path in sorted(args.real_dir.iterdir()):

@@ -44,7 +44,8 @@ SAT) by up to a few tenths (``benchmarks/bf16_accuracy.py``; a likely
 cause: bfloat16 rounding can change which pixel of a 2x2 window max-pooling
 keeps, and unpooling carries that to the output). It is only faster on CPUs
 with native bfloat16 arithmetic (AVX512-BF16, AMX) and on GPUs; elsewhere
-bfloat16 is emulated and usually slower.
+bfloat16 is emulated and much slower (12 times for MaxiMask on an AVX2 CPU,
+``benchmarks/results_bf16.json``), and :func:`check_precision` logs a warning.
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def check_precision(precision: str, device: torch.device) -> str:
     """
     if precision not in PRECISIONS:
         raise ValueError(_unknown_precision(precision))
+    if precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+        logger.warning("bf16 on this CPU is emulated (no AVX512-BF16 or AMX): expect it to run several times "
+                       "slower than fp32 (10 times for MaxiMask on an AVX2 CPU); use --precision fp32")
     if precision == "bf16":
         try:  # entering the context checks the device (e.g. CUDA GPUs without bfloat16)
             with precision_context(precision, device):
@@ -167,6 +171,22 @@ def check_precision(precision: str, device: torch.device) -> str:
             msg = f"precision 'bf16' is not available on device {device}: {first_line}"
             raise ValueError(msg) from None
     return precision
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU has bfloat16 arithmetic (the ``avx512_bf16`` or ``amx_bf16`` flag of ``cpuinfo``).
+
+    None where that file cannot be read (not Linux): unknown.
+    """
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        return None
+    return None
 
 
 def precision_context(precision: str, device: torch.device):

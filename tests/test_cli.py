@@ -11,6 +11,7 @@ import torch
 from astropy.io import fits
 
 from maximask.classes import CLASS_NAMES, DEFAULT_PRIORS
+from maximask.api import load_maximask
 from maximask.cli import maximask_cli, maxitrack_cli
 from maximask.config_files import write_config_file
 from maximask.modelfile import save_model
@@ -245,6 +246,15 @@ def test_margin_option_in_process(tmp_path, models, capsys):
     assert outs[0].shape == outs[16].shape == (13, 64, 300)
     assert np.array_equal(outs[0][..., :32], outs[16][..., :32])  # far from any seam: the same tile
     assert not np.allclose(outs[0], outs[16], atol=1e-6)
+    # without --margin: the model card's tile_margin
+    carded = tmp_path / "carded"
+    lm = load_maximask(models)
+    save_model(carded / "maximask", lm.model, {**lm.card, "tile_margin": 16})
+    rc = maximask_cli.main([str(src), "--net_dir", str(carded), "--proba_thresh", "0", "--tile", "64",
+                            "-o", str(tmp_path / "mcard"), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    with fits.open(tmp_path / "mcard" / "img.mask.fits") as h:
+        assert h[0].header["MM_MARGN"] == 16 and np.array_equal(h[0].data, outs[16])
     rc = maximask_cli.main([str(src), "--net_dir", str(models), "--tile", "64", "--margin", "24",
                             "-o", str(tmp_path / "bad"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()

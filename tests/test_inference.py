@@ -346,3 +346,24 @@ def test_margin_defaults_to_the_model_cards_tile_margin():
         MaskPredictor(net, {"tile_margin": 150}, settings, tile=320)  # 320 cannot hold two margins of 150 + 32
     card = read_card(default_model_path("maximask"))
     assert 64 <= card["tile_margin"] <= DEFAULT_MARGIN  # measured in benchmarks/tile_seams.json
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_warns(tmp_path, monkeypatch, caplog):
+    """cpu_has_native_bf16 reads the CPU flags; asking for bf16 where it is emulated logs one warning."""
+    import logging
+
+    import maximask.inference as inference
+
+    (tmp_path / "bf16").write_text("processor : 0\nflags : fpu avx2 avx512f avx512_bf16\n")
+    (tmp_path / "avx2").write_text("processor : 0\nflags : fpu sse avx2 fma\n")
+    assert inference.cpu_has_native_bf16(tmp_path / "bf16") is True
+    assert inference.cpu_has_native_bf16(tmp_path / "avx2") is False
+    assert inference.cpu_has_native_bf16(tmp_path / "missing") is None
+    net = create_model("maximask", width=0.125).eval()
+    for native, expected in ((False, 1), (True, 0), (None, 0)):
+        monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda native=native: native)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="maximask.inference"):
+            MaskPredictor(net, {}, PosteriorSettings(), tile=128, margin=32, precision="bf16")
+            MaskPredictor(net, {}, PosteriorSettings(), tile=128, margin=32, precision="fp32")
+        assert sum("emulated" in r.getMessage() for r in caplog.records) == expected
