@@ -756,7 +756,10 @@ class TrackPredictor:
 
     def __init__(self, model: nn.Module, card: dict, prior: float | None = 0.05, *, batch_size: int = 16,
                  precision: str = "fp32", views: int | None = None):
-        self.model = model.eval()
+        from maximask.nets.maxitrack_net import MaxiTrackNet, fold_batch_norm_for_inference
+
+        # batch normalisations merged into the convolutions (a copy; the caller's model is untouched)
+        self.model = fold_batch_norm_for_inference(model) if isinstance(model, MaxiTrackNet) else model.eval()
         self.card = card
         self.size = int(getattr(model, "input_size", 400))
         self.batch_size = int(batch_size)

@@ -161,14 +161,7 @@ def test_maximask_batch_norm_variant_trains_and_folds_exactly():
     logits, pre = model(x, return_pre=True)
     (logits.sum() + sum(p.sum() for p in pre)).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    # non-trivial running statistics and affine parameters
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_()
+    _randomize_batch_norm(model)  # non-trivial running statistics and affine parameters
     model.eval()
     plain = fold_batch_norm(model)
     assert plain.arch_args == {"n_classes": N_CLASSES, "width": 0.125}
@@ -214,3 +207,36 @@ def test_padded_logit_channels_change_nothing(monkeypatch, n_classes):
     torch.testing.assert_close(padded, reference, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(padded_cl, unpadded, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(padded_cl, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_maxitrack_batch_norm_folding_keeps_the_logits():
+    """fold_batch_norm_for_inference merges each eval-mode batch normalisation into its convolution:
+    same logits, no BatchNorm2d left, the original model untouched."""
+    from maximask.nets.maxitrack_net import fold_batch_norm_for_inference
+
+    torch.manual_seed(4)
+    model = MaxiTrackNet(width=0.25, input_size=64, hidden=8, batch_norm=True, global_pool=True)
+    _randomize_batch_norm(model)
+    model.eval()
+    x = torch.randn(3, 1, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        folded = fold_batch_norm_for_inference(model)
+        got = folded(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    plain = MaxiTrackNet(width=0.25, input_size=64, hidden=8).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fold_batch_norm_for_inference(plain)(x), plain(x))
+
+
+def _randomize_batch_norm(model: torch.nn.Module) -> None:
+    """Non-trivial running statistics and affine parameters for every BatchNorm2d of ``model`` (torch's RNG)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_()
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_()

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from maximask.classes import N_CLASSES
+from maximask.nets.folding import folded_weight_and_bias
 from maximask.nets.registry import register_model
 
 __all__ = ["MaxiMaskNet", "fold_batch_norm"]
@@ -321,14 +322,9 @@ def fold_batch_norm(model: MaxiMaskNet) -> MaxiMaskNet:
             conv = src[i]
             bn = src[i + 1] if i + 1 < len(src) and isinstance(src[i + 1], nn.BatchNorm2d) else None
             i += 2 if bn is not None else 1
-            weight = conv.weight.detach().double()
-            bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
-            if bn is not None:
-                scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-                weight = weight * scale[:, None, None, None]
-                bias = bn.bias.double() + (bias - bn.running_mean.double()) * scale
-            conv_out.weight.copy_(weight.float())
-            conv_out.bias.copy_(bias.float())
+            weight, bias = folded_weight_and_bias(conv, bn)
+            conv_out.weight.copy_(weight)
+            conv_out.bias.copy_(bias)
     if i != len(src):
         msg = "the model's layers do not match the plain MaxiMaskNet's"
         raise ValueError(msg)
