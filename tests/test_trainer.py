@@ -1,6 +1,7 @@
 """A few-step training run on tiny shards: it learns, resumes to the identical state and exports a model file."""
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -460,7 +461,7 @@ def test_average_weights_script_averages_shipped_model_files(shards, tmp_path):
     assert not (tmp_path / "mixed").exists()
 
 
-def test_fine_tuning_a_shipped_model_file_keeps_its_training_record(shards, tmp_path):
+def test_fine_tuning_a_shipped_model_file_keeps_its_training_record(shards, tmp_path, caplog):
     """--init from a model file away from its run (a shipped model): the exported paper network trains on, and
     scripts/ship_model.py records the shipped model's own run and chain in the new card."""
     import shutil
@@ -474,7 +475,10 @@ def test_fine_tuning_a_shipped_model_file_keeps_its_training_record(shards, tmp_
     for name in ("maximask.json", "maximask.safetensors"):
         shutil.copy(first / name, shipped / name)
     second = tmp_path / "second"
-    train(_config(shards, second, steps=3, init=str(shipped / "maximask.json"), seed=8), progress=False)
+    with caplog.at_level(logging.INFO, logger="maximask.train.trainer"):
+        train(_config(shards, second, steps=3, init=str(shipped / "maximask.json"), seed=8), resume=True, progress=False)
+    assert any("starting from --init" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records)
+    assert not any("from scratch" in r.getMessage() for r in caplog.records)
     tuned, _ = load_model(second / "maximask.json", kind="maximask")
     start, _ = load_model(shipped / "maximask.json", kind="maximask")
     assert set(tuned.state_dict()) == set(start.state_dict())

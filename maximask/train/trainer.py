@@ -293,6 +293,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         step = int(ckpt["step"])
         previous_wall_s = float(ckpt.get("wall_s", 0.0))
         logger.info("resumed %s at step %d", ckpt_path, step)
+    elif resume and config.init:
+        logger.info("no checkpoint in %s: starting from --init %s", run_dir, config.init)
     elif resume:
         logger.warning("no checkpoint in %s: starting from scratch", run_dir)
     config.dump(run_dir / "config.toml")
