@@ -57,6 +57,17 @@ mixed_stage() {   # RUN INIT SEED LR WARMUP STEPS [SUFFIX of the training sets, 
         --steps "$6" --checkpoint-every 100 --val-every 1000 --val-max-images 32 --log-every 20 \
         --threads "$THREADS" --device cpu --no-progress --resume
 }
+file_stage() {   # RUN INIT SEED LR STEPS VAL_EVERY SUFFIX... (from INIT's model file: batch norm folded)
+    local run=$1 init=$2 seed=$3 lr=$4 steps=$5 val_every=$6; shift 6
+    local data=() sfx
+    for sfx in "$@"; do data+=("$WORK/train256$sfx" "$WORK/train128$sfx" "$WORK/train384$sfx"); done
+    maximask-train maximask --init "$WORK/runs/$init/maximask.json" --data "${data[@]}" \
+        --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
+        --run-dir "$WORK/runs/$run" --seed "$seed" \
+        --width 0.5 --batch-size 4 --lr "$lr" --lr-schedule cosine --warmup-steps 100 --augment \
+        --steps "$steps" --checkpoint-every 100 --val-every "$val_every" --val-max-images 32 --log-every 20 \
+        --threads "$THREADS" --device cpu --no-progress --resume
+}
 mixed_stage maximask_w05_mixed maximask_w05_bn 1 1e-3 200 "${MAXIMASK_STAGE2_STEPS:-11000}"
 #    Stages 3 and 4: the same data, 5,600 and 5,400 more steps at lower learning rates, in the
 #    background beside the MaxiTrack training.
@@ -90,48 +101,24 @@ mixed_stage maximask_w05_mixed maximask_w05_bn 1 1e-3 200 "${MAXIMASK_STAGE2_STE
     sim train256f maximask --n 10000 --size 256 --seed 87 --workers 2
     sim train128f maximask --n 8000  --size 128 --seed 89 --workers 2
     sim train384f maximask --n 1500  --size 384 --seed 88 --workers 2
-    maximask-train maximask --init "$WORK/runs/maximask_w05_stage8/maximask.json" \
-        --data "$WORK/train256f" "$WORK/train128f" "$WORK/train384f" \
-        --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-        --run-dir "$WORK/runs/maximask_w05_stage9" --seed 9 \
-        --width 0.5 --batch-size 4 --lr 1e-4 --lr-schedule cosine --warmup-steps 100 --augment \
-        --steps "${MAXIMASK_STAGE9_STEPS:-2500}" --checkpoint-every 100 --val-every 1250 --val-max-images 32 --log-every 20 \
-        --threads "$THREADS" --device cpu --no-progress --resume
+    file_stage maximask_w05_stage9 maximask_w05_stage8 9 1e-4 "${MAXIMASK_STAGE9_STEPS:-2500}" 1250 f
     #    Stage 10: the mean of the weights of stages 8 and 9.
     python scripts/average_weights.py "$WORK/runs/maximask_w05_stage10" \
         "$WORK/runs/maximask_w05_stage8/maximask.json" "$WORK/runs/maximask_w05_stage9/maximask.json"
-    #    Stage 11 (shipped): from stage 10, 3,000 steps at lr 1.5e-4 on 19,500 more images drawn like
+    #    Stage 11: from stage 10, 3,000 steps at lr 1.5e-4 on 19,500 more images drawn like
     #    stage 9's, with stage 9's.
     sim train256g maximask --n 10000 --size 256 --seed 97 --workers 2
     sim train128g maximask --n 8000  --size 128 --seed 99 --workers 2
     sim train384g maximask --n 1500  --size 384 --seed 98 --workers 2
-    maximask-train maximask --init "$WORK/runs/maximask_w05_stage10/maximask.json" \
-        --data "$WORK/train256g" "$WORK/train128g" "$WORK/train384g" "$WORK/train256f" "$WORK/train128f" "$WORK/train384f" \
-        --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-        --run-dir "$WORK/runs/maximask_w05_stage11" --seed 11 \
-        --width 0.5 --batch-size 4 --lr 1.5e-4 --lr-schedule cosine --warmup-steps 100 --augment \
-        --steps "${MAXIMASK_STAGE11_STEPS:-3000}" --checkpoint-every 100 --val-every 1500 --val-max-images 32 --log-every 20 \
-        --threads "$THREADS" --device cpu --no-progress --resume
+    file_stage maximask_w05_stage11 maximask_w05_stage10 11 1.5e-4 "${MAXIMASK_STAGE11_STEPS:-3000}" 1500 g f
     #    Stage 12: from stage 11, 2,700 steps at lr 1.5e-4 on 19,500 new images drawn like
     #    stage 11's, with stage 11's.
     sim train256h maximask --n 10000 --size 256 --seed 107 --workers 2
     sim train128h maximask --n 8000  --size 128 --seed 109 --workers 2
     sim train384h maximask --n 1500  --size 384 --seed 108 --workers 2
-    maximask-train maximask --init "$WORK/runs/maximask_w05_stage11/maximask.json" \
-        --data "$WORK/train256h" "$WORK/train128h" "$WORK/train384h" "$WORK/train256g" "$WORK/train128g" "$WORK/train384g" \
-        --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-        --run-dir "$WORK/runs/maximask_w05_stage12" --seed 12 \
-        --width 0.5 --batch-size 4 --lr 1.5e-4 --lr-schedule cosine --warmup-steps 100 --augment \
-        --steps "${MAXIMASK_STAGE12_STEPS:-2700}" --checkpoint-every 100 --val-every 1750 --val-max-images 32 --log-every 20 \
-        --threads "$THREADS" --device cpu --no-progress --resume
+    file_stage maximask_w05_stage12 maximask_w05_stage11 12 1.5e-4 "${MAXIMASK_STAGE12_STEPS:-2700}" 1750 h g
     #    Stage 13 (shipped): from stage 12, 5,000 more steps at lr 1.5e-4 on the same images.
-    maximask-train maximask --init "$WORK/runs/maximask_w05_stage12/maximask.json" \
-        --data "$WORK/train256h" "$WORK/train128h" "$WORK/train384h" "$WORK/train256g" "$WORK/train128g" "$WORK/train384g" \
-        --val "$WORK/val256" "$WORK/val128" "$WORK/val384" \
-        --run-dir "$WORK/runs/maximask_w05_stage13" --seed 13 \
-        --width 0.5 --batch-size 4 --lr 1.5e-4 --lr-schedule cosine --warmup-steps 100 --augment \
-        --steps "${MAXIMASK_STAGE13_STEPS:-5000}" --checkpoint-every 100 --val-every 2500 --val-max-images 32 --log-every 20 \
-        --threads "$THREADS" --device cpu --no-progress --resume
+    file_stage maximask_w05_stage13 maximask_w05_stage12 13 1.5e-4 "${MAXIMASK_STAGE13_STEPS:-5000}" 2500 h g
 ) &
 
 # 3. MaxiTrack: width 0.5 on 128x128 images, with batch normalisation and global average pooling
