@@ -99,6 +99,65 @@ def test_overscan_on_image_sides():
     assert n <= 2
 
 
+def test_overscan_edge_bands_leave_the_strips_and_the_truth_unchanged():
+    """With edge bands the strips are those drawn without (same values, same OV truth); the band
+    changes data pixels next to a strip only, as exp(-d / length) of its distance d."""
+    for seed in range(6):
+        plain, before, _, plane = _inject("OV", seed)
+        banded, _, changed, plane_b = _inject("OV", seed, edge_band_probability=1.0)
+        assert np.array_equal(plane, plane_b)
+        assert np.array_equal(banded.image[plane_b], plain.image[plane])
+        bands = banded.meta["OV"]["edge_bands"]
+        assert len(bands) == len(banded.meta["OV"]["sides"])
+        assert not np.any(changed & ~plane_b & ~_band_support(banded))
+        for band, w in zip(bands, banded.meta["OV"]["widths"]):
+            assert band["kind"] in ("glow", "rolloff")
+            line = _first_data_line(banded, band["side"], w)
+            ref = _first_data_line(plain, band["side"], w)
+            first = np.flatnonzero(~_first_data_line_mask(banded, band["side"], w))
+            if band["kind"] == "glow":
+                assert band["amplitude_sigma"] >= 3.0 - 1e-9
+                assert np.mean(line[first] - ref[first]) > 0
+            elif len(bands) == 1:  # value * (1 - depth) on the first data line, exactly
+                np.testing.assert_allclose(line[first], ref[first] * (1 - band["depth"]), rtol=1e-12)
+        assert banded.image.max() <= max(before.max(), banded.saturation)
+
+
+def _band_support(scene):
+    """Data pixels within 6 e-folding lengths of a strip that has a band."""
+    ny, nx = scene.shape
+    out = np.zeros(scene.shape, bool)
+    for band, w in zip(scene.meta["OV"]["edge_bands"], scene.meta["OV"]["widths"]):
+        n = int(np.ceil(6 * band["length"]))
+        s = band["side"]
+        if s == 0:
+            out[:, w:w + n] = True
+        elif s == 1:
+            out[:, max(nx - w - n, 0):nx - w] = True
+        elif s == 2:
+            out[w:w + n, :] = True
+        else:
+            out[max(ny - w - n, 0):ny - w, :] = True
+    return out
+
+
+def _first_data_line(scene, side, w):
+    ny, nx = scene.shape
+    return {0: scene.image[:, w], 1: scene.image[:, nx - w - 1], 2: scene.image[w], 3: scene.image[ny - w - 1]}[side]
+
+
+def _first_data_line_mask(scene, side, w):
+    """Overscan pixels (of the other strip) on the first data line."""
+    ny, nx = scene.shape
+    ov = scene.truth[class_index("OV")]
+    return {0: ov[:, w], 1: ov[:, nx - w - 1], 2: ov[w], 3: ov[ny - w - 1]}[side]
+
+
+def test_edge_band_profile():
+    d = np.array([0.0, 1.0, 5.0, 11.9, 12.0, 30.0])
+    np.testing.assert_allclose(detector_defects.edge_band_profile(d, 2.0), [1, np.exp(-0.5), np.exp(-2.5), np.exp(-5.95), 0, 0])
+
+
 def test_cosmic_rays_simulated_truth_is_dilated_footprint():
     for seed in range(3):
         scene, before, changed, plane = _inject("CR", seed, library=None)

@@ -209,3 +209,33 @@ def test_cli_presence_probabilities(tmp_path):
                         "--probabilities", "FR=2", "--quiet"], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "--probabilities" in r.stderr and "FR=0.6" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_overscan_edge_bands(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    # through the command line, as a user runs it: the option reaches every sample's OV record
+    r = subprocess.run([sys.executable, "-m", "maximask.cli.sim_cli", "maximask", str(tmp_path / "ov"), "--n", "3",
+                        "--size", "48", "--seed", "4", "--contaminants", "OV", "--overscan-edge-bands", "1",
+                        "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    meta = json.loads(str(np.load(sorted((tmp_path / "ov").glob("shard_*.npz"))[0])["meta"]))
+    assert meta["job"]["overscan_edge_bands"] == 1.0
+    assert all(len(s["OV_info"]["edge_bands"]) == len(s["OV_info"]["sides"]) >= 1 for s in meta["samples"]), meta["samples"]
+    # the same set without the option: same OV truth, no bands, and no key in the job record
+    from maximask.cli.sim_cli import main
+
+    assert main(["maximask", str(tmp_path / "plain"), "--n", "3", "--size", "48", "--seed", "4",
+                 "--contaminants", "OV", "--quiet"]) == 0
+    plain = ShardArrays(tmp_path / "plain", kind="maximask")
+    banded = ShardArrays(tmp_path / "ov", kind="maximask")
+    ov = class_index("OV")
+    assert np.array_equal((plain.targets >> ov) & 1, (banded.targets >> ov) & 1)
+    meta = json.loads(str(np.load(sorted((tmp_path / "plain").glob("shard_*.npz"))[0])["meta"]))
+    assert "overscan_edge_bands" not in meta["job"] and all("edge_bands" not in s["OV_info"] for s in meta["samples"])
+    r = subprocess.run([sys.executable, "-m", "maximask.cli.sim_cli", "maximask", str(tmp_path / "bad"), "--n", "1",
+                        "--overscan-edge-bands", "1.5", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "--overscan-edge-bands" in r.stderr and "probability" in r.stderr
+    assert not (tmp_path / "bad").exists()

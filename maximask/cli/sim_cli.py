@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --contaminants the default is 1)")
     p.add_argument("--real-data", type=Path, help="directory with the real dark / ITL cosmic-ray table")
     p.add_argument("--with-raw", action="store_true", help="also store raw ADU images, background, sigma, gain, read noise")
+    p.add_argument("--overscan-edge-bands", type=_probability, default=0.0, metavar="P",
+                   help="probability, per overscan strip, of a glow or roll-off band on the data next to it "
+                        "(default 0: none)")
 
     p = sub.add_parser("cr-sampling", help="cosmic-ray-only sets, well-sampled (FWHM > 2.5 px) and undersampled (Sect. 4.1.3)")
     _add_common(p, n_default=1000, size_default=128)
@@ -117,6 +120,18 @@ def _probabilities(arg: str | None) -> dict[str, float] | None:
     return out or None
 
 
+def _probability(arg: str) -> float:
+    """A probability in [0, 1] (argparse type)."""
+    try:
+        value = float(arg)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        msg = f"expected a probability in [0, 1], got {arg!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _real_data(arg: Path | None) -> str | None:
     if arg is not None:
         if not arg.is_dir():
@@ -148,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         contaminants = _contaminants(args.contaminants)
         job = ShardJob(kind="maximask", shape=(args.size, args.size), contaminants=contaminants,
                        probabilities=_probabilities(args.probabilities),
-                       real_data=_real_data(args.real_data), with_raw=args.with_raw)
+                       real_data=_real_data(args.real_data), with_raw=args.with_raw,
+                       overscan_edge_bands=args.overscan_edge_bands)
         _run(args.out_dir, job, args, "maximask")
     elif args.command == "cr-sampling":
         rd = _real_data(args.real_data)

@@ -65,6 +65,10 @@ class ShardJob:
         are expected (None: the default of
         :func:`maximask.simulate.tracking.simulate_tracking_sample`; 0: any sky,
         sparse fields included).
+    overscan_edge_bands : float
+        MaxiMask: probability, per overscan strip, of a glow or roll-off band on the
+        data next to it (:func:`maximask.simulate.detector_defects.inject_overscan`;
+        0, the default, draws the sets exactly as before the option existed).
     """
 
     kind: str = "maximask"
@@ -75,6 +79,7 @@ class ShardJob:
     with_raw: bool = False
     fwhm_range: tuple[float, float] | None = None
     min_bright_stars: float | None = None
+    overscan_edge_bands: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -87,6 +92,7 @@ class ShardJob:
             "with_raw": self.with_raw,
             "fwhm_range": list(self.fwhm_range) if self.fwhm_range else None,
             **({"min_bright_stars": self.min_bright_stars} if self.min_bright_stars is not None else {}),
+            **({"overscan_edge_bands": self.overscan_edge_bands} if self.overscan_edge_bands else {}),
         }
 
 
@@ -106,6 +112,8 @@ def make_sample(job: ShardJob, seed: int) -> dict:
     lib = load_cosmic_ray_library(job.real_data) if job.real_data else None
     if lib is not None:
         options["CR"] = {"library": lib}
+    if job.overscan_edge_bands:
+        options["OV"] = {"edge_band_probability": float(job.overscan_edge_bands)}
     if job.kind == "maxitrack":
         from maximask.simulate.tracking import simulate_tracking_sample
 

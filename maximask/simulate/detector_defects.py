@@ -10,7 +10,10 @@ Counts and shapes
 * Dead clusters (DCL): rectangles or random convex 5- or 6-gons that fit in
   20 x 20 pixel boxes (1 to 4 per image).
 * Overscan (OV): strips on 1 or 2 image sides, 2 to 40 pixels wide, values as
-  dead pixels.
+  dead pixels. Optionally (``edge_band_probability`` > 0, off by default) the data
+  next to a strip gets an *edge band*: the glow or roll-off that raw CCD frames show
+  over their first columns or rows (:func:`edge_band_profile`). It is not a contaminant
+  class: its pixels keep their truth (BG unless something else lies there).
 
 Values
 ------
@@ -41,6 +44,7 @@ __all__ = [
     "inject_hot_pixels",
     "inject_dead_pixels",
     "inject_overscan",
+    "edge_band_profile",
     "PIXEL_FRACTION_RANGE",
 ]
 
@@ -235,8 +239,17 @@ def inject_dead_pixels(scene: Scene, *, rng: np.random.Generator, **options) -> 
 
 
 @register_contaminant("OV")
-def inject_overscan(scene: Scene, *, rng: np.random.Generator, max_width: int = 40, **options) -> None:
-    """Overscan strips on 1 or 2 sides, 2 to ``max_width`` pixels wide, dead values; truth OV."""
+def inject_overscan(scene: Scene, *, rng: np.random.Generator, max_width: int = 40,
+                    edge_band_probability: float = 0.0, **options) -> None:
+    """Overscan strips on 1 or 2 sides, 2 to ``max_width`` pixels wide, dead values; truth OV.
+
+    Parameters
+    ----------
+    edge_band_probability : float
+        Probability, per strip, of an edge band on the data next to it
+        (:func:`edge_band_profile`); its draws follow the strips', so the strips
+        are the same with or without bands.
+    """
     ny, nx = scene.shape
     n_sides = 1 if rng.random() < 0.7 else 2
     sides = rng.choice(4, size=n_sides, replace=False)
@@ -255,3 +268,53 @@ def inject_overscan(scene: Scene, *, rng: np.random.Generator, max_width: int = 
             mask[ny - w :, :] = True
     recipe = _apply_dead(scene, mask, "OV", rng=rng)
     scene.meta["OV"] = {"sides": [int(s) for s in sides], "widths": widths, "recipe": recipe}
+    if edge_band_probability > 0:
+        bands = []
+        for side, w in zip(sides, widths):
+            if rng.random() < edge_band_probability:
+                bands.append(_add_edge_band(scene, int(side), w, mask, rng=rng))
+        scene.meta["OV"]["edge_bands"] = bands
+
+
+#: Edge bands: e-folding length (pixels), glow amplitude (units of sigma_U, log-uniform),
+#: roll-off depth (fraction of the pixel value) and the probability that a band is a glow.
+EDGE_BAND_LENGTH = (1.5, 12.0)
+EDGE_BAND_GLOW_SIGMA = (3.0, 300.0)
+EDGE_BAND_ROLLOFF = (0.05, 0.6)
+EDGE_BAND_GLOW_PROBABILITY = 0.7
+
+
+def edge_band_profile(distance: np.ndarray, length: float) -> np.ndarray:
+    """``exp(-d / length)`` for the data at ``distance`` d (pixels, 0 = the first data pixel), 0 beyond 6 lengths."""
+    d = np.asarray(distance, dtype=np.float64)
+    return np.where(d < 6 * length, np.exp(-d / length), 0.0)
+
+
+def _add_edge_band(scene: Scene, side: int, width: int, overscan: np.ndarray, *, rng: np.random.Generator) -> dict:
+    """A glow (charge added, with its shot noise) or a roll-off (a fraction of the value lost) next to a strip.
+
+    ``side`` 0/1/2/3: left/right/bottom/top strip of ``width`` pixels; ``overscan`` marks
+    every overscan pixel, left unchanged. Glows are capped at half the headroom below
+    saturation, so that they saturate nothing.
+    """
+    ny, nx = scene.shape
+    length = float(rng.uniform(*EDGE_BAND_LENGTH))
+    if side in (0, 1):
+        d = np.arange(nx) - width if side == 0 else (nx - width - 1) - np.arange(nx)
+        profile = edge_band_profile(np.maximum(d, 0), length)[None, :] * (d >= 0)[None, :]
+    else:
+        d = np.arange(ny) - width if side == 2 else (ny - width - 1) - np.arange(ny)
+        profile = edge_band_profile(np.maximum(d, 0), length)[:, None] * (d >= 0)[:, None]
+    profile = np.broadcast_to(profile, scene.shape) * ~overscan
+    data = profile > 0
+    if rng.random() < EDGE_BAND_GLOW_PROBABILITY:
+        lo, hi = np.log(EDGE_BAND_GLOW_SIGMA)
+        amplitude = float(np.exp(rng.uniform(lo, hi))) * scene.sigma
+        amplitude = min(amplitude, 0.5 * max(scene.saturation - scene.sky_level, 0.0))
+        glow = amplitude * profile[data]
+        noise = rng.normal(size=glow.shape) * np.sqrt(glow / max(scene.gain, 1e-6))
+        scene.image[data] += glow + noise
+        return {"side": side, "kind": "glow", "length": length, "amplitude_sigma": amplitude / scene.sigma}
+    depth = float(rng.uniform(*EDGE_BAND_ROLLOFF))
+    scene.image[data] *= 1.0 - depth * profile[data]
+    return {"side": side, "kind": "rolloff", "length": length, "depth": depth}
