@@ -112,9 +112,9 @@ def test_overscan_edge_bands_leave_the_strips_and_the_truth_unchanged():
         assert not np.any(changed & ~plane_b & ~_band_support(banded))
         for band, w in zip(bands, banded.meta["OV"]["widths"]):
             assert band["kind"] in ("glow", "rolloff")
-            line = _first_data_line(banded, band["side"], w)
-            ref = _first_data_line(plain, band["side"], w)
-            first = np.flatnonzero(~_first_data_line_mask(banded, band["side"], w))
+            line = _first_data_line(banded.image, band["side"], w)
+            ref = _first_data_line(plain.image, band["side"], w)
+            first = np.flatnonzero(~_first_data_line(plane_b, band["side"], w))
             if band["kind"] == "glow":
                 assert band["amplitude_sigma"] >= 3.0 - 1e-9
                 assert np.mean(line[first] - ref[first]) > 0
@@ -141,21 +141,15 @@ def _band_support(scene):
     return out
 
 
-def _first_data_line(scene, side, w):
-    ny, nx = scene.shape
-    return {0: scene.image[:, w], 1: scene.image[:, nx - w - 1], 2: scene.image[w], 3: scene.image[ny - w - 1]}[side]
-
-
-def _first_data_line_mask(scene, side, w):
-    """Overscan pixels (of the other strip) on the first data line."""
-    ny, nx = scene.shape
-    ov = scene.truth[class_index("OV")]
-    return {0: ov[:, w], 1: ov[:, nx - w - 1], 2: ov[w], 3: ov[ny - w - 1]}[side]
+def _first_data_line(plane, side, w):
+    """The first column or row of ``plane`` (an image or a truth plane) next to a strip of width ``w``."""
+    ny, nx = plane.shape
+    return {0: plane[:, w], 1: plane[:, nx - w - 1], 2: plane[w], 3: plane[ny - w - 1]}[side]
 
 
 def test_edge_band_profile():
-    d = np.array([0.0, 1.0, 5.0, 11.9, 12.0, 30.0])
-    np.testing.assert_allclose(detector_defects.edge_band_profile(d, 2.0), [1, np.exp(-0.5), np.exp(-2.5), np.exp(-5.95), 0, 0])
+    d = np.array([-1.0, 0.0, 1.0, 5.0, 11.9, 12.0, 30.0])
+    np.testing.assert_allclose(detector_defects.edge_band_profile(d, 2.0), [0, 1, np.exp(-0.5), np.exp(-2.5), np.exp(-5.95), 0, 0])
 
 
 def test_cosmic_rays_simulated_truth_is_dilated_footprint():

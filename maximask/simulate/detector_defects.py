@@ -285,9 +285,10 @@ EDGE_BAND_GLOW_PROBABILITY = 0.7
 
 
 def edge_band_profile(distance: np.ndarray, length: float) -> np.ndarray:
-    """``exp(-d / length)`` for the data at ``distance`` d (pixels, 0 = the first data pixel), 0 beyond 6 lengths."""
+    """``exp(-d / length)`` for the data at ``distance`` d (pixels, 0 = the first data pixel);
+    0 beyond 6 lengths and for d < 0 (the strip itself)."""
     d = np.asarray(distance, dtype=np.float64)
-    return np.where(d < 6 * length, np.exp(-d / length), 0.0)
+    return np.where((d >= 0) & (d < 6 * length), np.exp(-np.maximum(d, 0) / length), 0.0)
 
 
 def _add_edge_band(scene: Scene, side: int, width: int, overscan: np.ndarray, *, rng: np.random.Generator) -> dict:
@@ -299,13 +300,10 @@ def _add_edge_band(scene: Scene, side: int, width: int, overscan: np.ndarray, *,
     """
     ny, nx = scene.shape
     length = float(rng.uniform(*EDGE_BAND_LENGTH))
-    if side in (0, 1):
-        d = np.arange(nx) - width if side == 0 else (nx - width - 1) - np.arange(nx)
-        profile = edge_band_profile(np.maximum(d, 0), length)[None, :] * (d >= 0)[None, :]
-    else:
-        d = np.arange(ny) - width if side == 2 else (ny - width - 1) - np.arange(ny)
-        profile = edge_band_profile(np.maximum(d, 0), length)[:, None] * (d >= 0)[:, None]
-    profile = np.broadcast_to(profile, scene.shape) * ~overscan
+    n = nx if side in (0, 1) else ny
+    d = np.arange(n) - width if side in (0, 2) else (n - width - 1) - np.arange(n)
+    line = edge_band_profile(d, length)
+    profile = (line[None, :] if side in (0, 1) else line[:, None]) * ~overscan
     data = profile > 0
     if rng.random() < EDGE_BAND_GLOW_PROBABILITY:
         lo, hi = np.log(EDGE_BAND_GLOW_SIGMA)
